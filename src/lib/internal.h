@@ -1,0 +1,94 @@
+/*
+ * internal.h - helpers shared by librlab's sources; never installed.
+ *
+ * Time: a timeout in seconds becomes an absolute CLOCK_MONOTONIC deadline
+ * once, at the start of a call, so retries after EINTR or a spurious wake-up
+ * never stretch the wait.
+ *
+ * Futexes: the blocking primitives park on a 32-bit word with FUTEX_WAIT and
+ * keep every happens-before edge in C11 atomics, which ThreadSanitizer
+ * understands; the kernel call itself carries no ordering we rely on.
+ */
+#ifndef RLAB_INTERNAL_H
+#define RLAB_INTERNAL_H
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "racelab/error.h"
+
+#if defined(__SANITIZE_THREAD__)
+#define RLAB_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define RLAB_TSAN 1
+#endif
+#endif
+
+/* How a call should wait, decided once from the caller's timeout. */
+typedef enum {
+    RLAB_WAIT_TRY,      /* timeout 0: do not block */
+    RLAB_WAIT_FOREVER,  /* RLAB_FOREVER, +inf or too large to represent */
+    RLAB_WAIT_DEADLINE, /* block until `at` on CLOCK_MONOTONIC */
+} rlab_wait_kind;
+
+typedef struct {
+    rlab_wait_kind kind;
+    struct timespec at;
+} rlab_deadline;
+
+/* Validates `timeout` and fills `d`: 0, or EINVAL for NaN and negative
+ * values other than RLAB_FOREVER. */
+int rlab__deadline(double timeout, rlab_deadline *d);
+
+/* True once the deadline (of kind RLAB_WAIT_DEADLINE) has passed. */
+bool rlab__expired(const rlab_deadline *d);
+
+/* Seconds on CLOCK_MONOTONIC. */
+double rlab__now(void);
+
+/* Parks while *word == expected, until woken, the deadline passes or a
+ * signal arrives.  Returns 0 (woken, value changed or interrupted: the caller
+ * re-checks its condition) or ETIMEDOUT.  A RLAB_WAIT_TRY deadline returns
+ * ETIMEDOUT at once. */
+int rlab__futex_wait(atomic_uint *word, unsigned expected,
+                     const rlab_deadline *d);
+/* Wakes up to n threads parked on word (INT32_MAX: all). */
+void rlab__futex_wake(atomic_uint *word, int n);
+
+/* Short busy-wait hint for spin loops. */
+static inline void rlab__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* The calling thread's identity for ownership checks (RLock, Condition). */
+uintptr_t rlab__self_id(void);
+
+#endif
+
+/* ---- the futex word lock shared by Lock, RLock and the process-local
+ * primitives: 0 unlocked, 1 locked, 2 locked and maybe contended. ---- */
+
+/* 0, EAGAIN (try and held) or ETIMEDOUT. */
+int rlab__word_lock(atomic_uint *word, const rlab_deadline *d);
+/* 0, or EPERM if the word was not locked (nothing changes). */
+int rlab__word_unlock(atomic_uint *word);
+
+/* ---- RLock internals used by Condition ---- */
+struct rlab_rlock;
+/* Releases every recursion level held by the caller; returns the count. */
+long rlab__rlock_release_save(struct rlab_rlock *r);
+/* Reacquires (forever) and restores the recursion count. */
+void rlab__rlock_acquire_restore(struct rlab_rlock *r, long count);
+
+#ifdef RLAB_TSAN
+#include <sanitizer/tsan_interface.h>
+#endif

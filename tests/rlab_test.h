@@ -1,0 +1,49 @@
+/*
+ * rlab_test.h - shared helpers of racelab's Check suites.
+ *
+ * Every blocking call in a test goes through a timed form with RLAB_GUARD as
+ * its deadline, so a deadlock fails the test instead of hanging ctest.
+ */
+#ifndef RLAB_TEST_H
+#define RLAB_TEST_H
+
+#include <check.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "racelab.h"
+
+/* Deadlock guard for waits that must succeed (seconds). */
+#define RLAB_GUARD 20.0
+
+/* Asserts that an int status expression equals the expected code, and
+ * prints both as names on failure. */
+#define ck_assert_rc(expr, want)                                              \
+    do {                                                                      \
+        int rlab_rc_ = (expr);                                                \
+        int rlab_want_ = (want);                                              \
+        ck_assert_msg(rlab_rc_ == rlab_want_, "%s returned %d (%s), want %d (%s)", \
+                      #expr, rlab_rc_, rlab_strerror(rlab_rc_), rlab_want_,   \
+                      rlab_strerror(rlab_want_));                             \
+    } while (0)
+
+/* RLAB_STRESS_SCALE (default 1; fractions allowed) times n, at least 1. */
+long rlab_test_scaled(long n);
+
+/* Seconds on CLOCK_MONOTONIC. */
+double rlab_test_now(void);
+
+/* Starts fn(arg) on a racelab thread; fails the test if it cannot. */
+rlab_thread *rlab_test_spawn(void *(*fn)(void *), void *arg);
+/* Joins within RLAB_GUARD (fails the test on timeout), frees the handle and
+ * returns the thread's result. */
+void *rlab_test_join(rlab_thread *t);
+
+/* Runs one suite with Check and returns the process exit status. */
+int rlab_test_main(Suite *s);
+
+/* Sleeps; only for tests where the passing of time is what is tested. */
+void rlab_test_sleep(double seconds);
+
+#endif
