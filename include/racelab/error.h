@@ -15,6 +15,8 @@
 #ifndef RACELAB_ERROR_H
 #define RACELAB_ERROR_H
 
+#include <errno.h> /* the POSIX codes racelab returns: EAGAIN, ETIMEDOUT ... */
+
 #ifdef __cplusplus
 extern "C" {
 #endif

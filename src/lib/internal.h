@@ -28,6 +28,11 @@
 #endif
 #endif
 
+/* Timeouts beyond this many seconds (about 31 years) are treated as
+ * forever: they cannot end within the life of a process, and the sum with
+ * the clock's reading must not overflow time_t. */
+#define RLAB_TIMEOUT_MAX 1e9
+
 /* How a call should wait, decided once from the caller's timeout. */
 typedef enum {
     RLAB_WAIT_TRY,      /* timeout 0: do not block */
@@ -43,6 +48,13 @@ typedef struct {
 /* Validates `timeout` and fills `d`: 0, or EINVAL for NaN and negative
  * values other than RLAB_FOREVER. */
 int rlab__deadline(double timeout, rlab_deadline *d);
+
+/* The cheap half of rlab__deadline, for fast paths that try before they
+ * compute a deadline: false for NaN and negatives other than RLAB_FOREVER. */
+static inline bool rlab__timeout_ok(double timeout)
+{
+    return timeout >= 0 || timeout == RLAB_FOREVER;
+}
 
 /* True once the deadline (of kind RLAB_WAIT_DEADLINE) has passed. */
 bool rlab__expired(const rlab_deadline *d);
@@ -69,18 +81,58 @@ static inline void rlab__cpu_relax(void)
 #endif
 }
 
-/* The calling thread's identity for ownership checks (RLock, Condition). */
-uintptr_t rlab__self_id(void);
+/* The calling thread's identity for ownership checks (RLock, Condition):
+ * drawn from a counter on first use and never reused, so an RLock left held
+ * by a thread that exited cannot pass to a new thread that happens to get
+ * the same stack (and so the same TLS addresses).  initial-exec keeps the
+ * lookup a single load instead of a __tls_get_addr call in librlab.so. */
+extern _Thread_local uintptr_t rlab__self
+    __attribute__((tls_model("initial-exec"), visibility("hidden")));
+uintptr_t rlab__self_id_init(void);
+
+static inline uintptr_t rlab__self_id(void)
+{
+    uintptr_t id = rlab__self;
+    return __builtin_expect(id != 0, 1) ? id : rlab__self_id_init();
+}
 
 #endif
 
 /* ---- the futex word lock shared by Lock, RLock and the process-local
  * primitives: 0 unlocked, 1 locked, 2 locked and maybe contended. ---- */
 
-/* 0, EAGAIN (try and held) or ETIMEDOUT. */
-int rlab__word_lock(atomic_uint *word, const rlab_deadline *d);
-/* 0, or EPERM if the word was not locked (nothing changes). */
-int rlab__word_unlock(atomic_uint *word);
+/* One CAS: true if the word was free and is now held. */
+static inline bool rlab__word_try(atomic_uint *word)
+{
+    unsigned c = 0;
+    return atomic_compare_exchange_strong_explicit(
+        word, &c, 1, memory_order_acquire, memory_order_relaxed);
+}
+
+/* Spins, then parks until the word is taken (0) or the deadline passes
+ * (ETIMEDOUT).  Call after rlab__word_try failed and blocking is allowed. */
+int rlab__word_lock_slow(atomic_uint *word, const rlab_deadline *d);
+
+/* 0, EAGAIN (d is a try and the word is held) or ETIMEDOUT. */
+static inline int rlab__word_lock(atomic_uint *word, const rlab_deadline *d)
+{
+    if (rlab__word_try(word))
+        return 0;
+    return d->kind == RLAB_WAIT_TRY ? EAGAIN : rlab__word_lock_slow(word, d);
+}
+
+/* 0, or EPERM if the word was not locked (nothing changes).  Exchanging 0
+ * into a free word changes nothing, so one atomic op both releases and
+ * detects the EPERM case. */
+static inline int rlab__word_unlock(atomic_uint *word)
+{
+    unsigned c = atomic_exchange_explicit(word, 0, memory_order_release);
+    if (c == 0)
+        return EPERM;
+    if (c == 2)
+        rlab__futex_wake(word, 1);
+    return 0;
+}
 
 /* ---- RLock internals used by Condition ---- */
 struct rlab_rlock;

@@ -22,15 +22,9 @@ struct rlab_lock {
  * a few hundred cycles, far cheaper than a futex round trip. */
 #define RLAB_SPIN 100
 
-int rlab__word_lock(atomic_uint *word, const rlab_deadline *d)
+int rlab__word_lock_slow(atomic_uint *word, const rlab_deadline *d)
 {
-    unsigned c = 0;
-    if (atomic_compare_exchange_strong_explicit(word, &c, 1,
-                                                memory_order_acquire,
-                                                memory_order_relaxed))
-        return 0;
-    if (d->kind == RLAB_WAIT_TRY)
-        return EAGAIN;
+    unsigned c;
     for (int i = 0; i < RLAB_SPIN; i++) {
         rlab__cpu_relax();
         c = atomic_load_explicit(word, memory_order_relaxed);
@@ -54,18 +48,6 @@ int rlab__word_lock(atomic_uint *word, const rlab_deadline *d)
     }
 }
 
-int rlab__word_unlock(atomic_uint *word)
-{
-    /* Exchanging 0 into a free word changes nothing, so one atomic op
-     * both releases and detects the EPERM case. */
-    unsigned c = atomic_exchange_explicit(word, 0, memory_order_release);
-    if (c == 0)
-        return EPERM;
-    if (c == 2)
-        rlab__futex_wake(word, 1);
-    return 0;
-}
-
 rlab_lock *rlab_lock_new(void)
 {
     rlab_lock *l = malloc(sizeof *l);
@@ -82,10 +64,14 @@ void rlab_lock_free(rlab_lock *l)
 
 int rlab_lock_acquire(rlab_lock *l, double timeout)
 {
-    rlab_deadline d;
-    if (!l || rlab__deadline(timeout, &d))
+    if (!l || !rlab__timeout_ok(timeout))
         return EINVAL;
-    return rlab__word_lock(&l->word, &d);
+    /* Uncontended: one CAS, no clock reading. */
+    if (rlab__word_try(&l->word))
+        return 0;
+    rlab_deadline d;
+    rlab__deadline(timeout, &d);
+    return d.kind == RLAB_WAIT_TRY ? EAGAIN : rlab__word_lock_slow(&l->word, &d);
 }
 
 int rlab_lock_release(rlab_lock *l)

@@ -37,28 +37,58 @@ rlab_rlock *rlab_rlock_new(void)
     return r;
 }
 
-void rlab_rlock_free(rlab_rlock *r)
-{
-    if (!r)
-        return;
-#ifdef RLAB_TSAN
-    __tsan_mutex_destroy(r, TSAN_FLAGS);
-#endif
-    free(r);
-}
-
 static bool owned(rlab_rlock *r)
 {
     return atomic_load_explicit(&r->owner, memory_order_relaxed) ==
            rlab__self_id();
 }
 
+void rlab_rlock_free(rlab_rlock *r)
+{
+    if (!r)
+        return;
+#ifdef RLAB_TSAN
+    /* Python lets a held RLock be dropped (lock_tests' test_acquire_destroy),
+     * which ThreadSanitizer would report as the destroy of a locked mutex.
+     * The owner's levels are released in its view first; a lock left held
+     * by an exited thread is dropped without a destroy (free() clears
+     * ThreadSanitizer's state for the block). */
+    unsigned flags = TSAN_FLAGS;
+    if (owned(r)) {
+        __tsan_mutex_pre_unlock(r, TSAN_FLAGS | __tsan_mutex_recursive_unlock);
+        __tsan_mutex_post_unlock(r, TSAN_FLAGS | __tsan_mutex_recursive_unlock);
+    } else if (atomic_load_explicit(&r->word, memory_order_relaxed) != 0) {
+        flags |= __tsan_mutex_linker_init;
+    }
+    __tsan_mutex_destroy(r, flags);
+#endif
+    free(r);
+}
+
+/* Takes the word for the calling thread `self`: 0, EAGAIN or ETIMEDOUT.
+ * The deadline is computed only when the first CAS fails. */
+static int take(rlab_rlock *r, uintptr_t self, double timeout)
+{
+    int rc = 0;
+    if (!rlab__word_try(&r->word)) {
+        rlab_deadline d;
+        rlab__deadline(timeout, &d);
+        rc = d.kind == RLAB_WAIT_TRY ? EAGAIN
+                                     : rlab__word_lock_slow(&r->word, &d);
+    }
+    if (rc == 0) {
+        atomic_store_explicit(&r->owner, self, memory_order_relaxed);
+        r->count = 1;
+    }
+    return rc;
+}
+
 int rlab_rlock_acquire(rlab_rlock *r, double timeout)
 {
-    rlab_deadline d;
-    if (!r || rlab__deadline(timeout, &d))
+    if (!r || !rlab__timeout_ok(timeout))
         return EINVAL;
-    if (owned(r)) {
+    uintptr_t self = rlab__self_id();
+    if (atomic_load_explicit(&r->owner, memory_order_relaxed) == self) {
         if (r->count == LONG_MAX)
             return EOVERFLOW;
 #ifdef RLAB_TSAN
@@ -69,20 +99,19 @@ int rlab_rlock_acquire(rlab_rlock *r, double timeout)
         return 0;
     }
 #ifdef RLAB_TSAN
-    unsigned try = d.kind == RLAB_WAIT_FOREVER ? 0 : __tsan_mutex_try_lock;
+    /* A bounded wait cannot deadlock: tell TSan it is a try-lock, so it
+     * does not report lock-order cycles that cannot hang. */
+    unsigned try = timeout == RLAB_FOREVER || timeout >= RLAB_TIMEOUT_MAX
+                       ? 0
+                       : __tsan_mutex_try_lock;
     __tsan_mutex_pre_lock(r, TSAN_FLAGS | try);
-#endif
-    int rc = rlab__word_lock(&r->word, &d);
-    if (rc == 0) {
-        atomic_store_explicit(&r->owner, rlab__self_id(),
-                              memory_order_relaxed);
-        r->count = 1;
-    }
-#ifdef RLAB_TSAN
+    int rc = take(r, self, timeout);
     __tsan_mutex_post_lock(
         r, TSAN_FLAGS | try | (rc ? __tsan_mutex_try_lock_failed : 0), 0);
-#endif
     return rc;
+#else
+    return take(r, self, timeout);
+#endif
 }
 
 int rlab_rlock_release(rlab_rlock *r)

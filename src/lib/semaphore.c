@@ -67,11 +67,12 @@ static bool try_take(rlab_semaphore *s)
 
 int rlab_semaphore_acquire(rlab_semaphore *s, double timeout)
 {
-    rlab_deadline d;
-    if (!s || rlab__deadline(timeout, &d))
+    if (!s || !rlab__timeout_ok(timeout))
         return EINVAL;
     if (try_take(s))
         return 0;
+    rlab_deadline d;
+    rlab__deadline(timeout, &d);
     if (d.kind == RLAB_WAIT_TRY)
         return EAGAIN;
     atomic_fetch_add(&s->sleepers, 1);

@@ -7,10 +7,6 @@
 
 #include "internal.h"
 
-/* Timeouts beyond this many seconds (about 31 years) are treated as
- * forever: they cannot end within the life of a process, and the sum with
- * the clock's reading must not overflow time_t. */
-#define RLAB_TIMEOUT_MAX 1e9
 
 int rlab__deadline(double timeout, rlab_deadline *d)
 {
@@ -77,9 +73,12 @@ void rlab__futex_wake(atomic_uint *word, int n)
             NULL, NULL, 0);
 }
 
-static _Thread_local char rlab__self_token;
+_Thread_local uintptr_t rlab__self;
+static atomic_uintptr_t rlab__next_id;
 
-uintptr_t rlab__self_id(void)
+uintptr_t rlab__self_id_init(void)
 {
-    return (uintptr_t)&rlab__self_token;
+    rlab__self =
+        atomic_fetch_add_explicit(&rlab__next_id, 1, memory_order_relaxed) + 1;
+    return rlab__self;
 }

@@ -1,0 +1,29 @@
+/*
+ * cli.h - the pieces of the racelab command: dispatch and usage
+ * (racelab.c), the self-check (selfcheck.c) and the benchmarks (bench.c).
+ *
+ * Every command returns a process exit status: 0 success, 1 a check or a
+ * measurement failed, 2 a usage error (already reported on stderr).
+ */
+#ifndef RLAB_CLI_H
+#define RLAB_CLI_H
+
+#include <stdio.h>
+
+enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
+
+/* Prints the usage text. */
+void cli_usage(FILE *out);
+/* Reports a usage error: "racelab: MESSAGE" and the usage, on stderr;
+ * returns CLI_USAGE. */
+int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* racelab selfcheck (argv[0] is "selfcheck"). */
+int cli_selfcheck(int argc, char **argv);
+/* racelab bench NAME [OPTIONS] (argv[0] is "bench"). */
+int cli_bench(int argc, char **argv);
+
+/* Seconds on CLOCK_MONOTONIC. */
+double cli_now(void);
+
+#endif
