@@ -172,8 +172,10 @@ typedef struct rlab_thread rlab_thread;
 int rlab_thread_start(rlab_thread **out, const char *name, void *(*fn)(void *),
                       void *arg, bool daemon);
 /* join(timeout): 0 once the thread has ended (*result, if not NULL, gets
- * fn's return value); ETIMEDOUT; EDEADLK if a thread joins itself; EINVAL.
- * May be called again, from any thread, after it succeeded. */
+ * fn's return value; NULL if fn left through pthread_exit); ETIMEDOUT;
+ * EDEADLK if a thread joins itself; EINVAL.  When it returns 0 the
+ * thread's rlab_local destructors have run.  May be called again, from any
+ * thread, after it succeeded. */
 int rlab_thread_join(rlab_thread *t, double timeout, void **result);
 bool rlab_thread_is_alive(rlab_thread *t);
 bool rlab_thread_daemon(rlab_thread *t);

@@ -32,6 +32,7 @@ struct rlab_thread {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool started, finished, reaping, reaped;
+    bool keyed; /* the running thread's reference is dropped by self_key */
     struct rlab_thread *next, *prev; /* registry of running non-daemons */
 };
 
@@ -80,7 +81,24 @@ static int wait_finished(rlab_thread *t, const rlab_deadline *d)
     return rc;
 }
 
-/* atexit: join every non-daemon racelab thread still running. */
+/* Reaps the pthread of a thread whose function has returned, unless a
+ * joiner already does or it was detached.  Called, and returns, with t->mu
+ * held. */
+static void reap_locked(rlab_thread *t)
+{
+    if (t->reaping)
+        return;
+    t->reaping = true;
+    pthread_mutex_unlock(&t->mu);
+    pthread_join(t->tid, NULL);
+    pthread_mutex_lock(&t->mu);
+    t->reaped = true;
+    pthread_cond_broadcast(&t->cv);
+}
+
+/* atexit: join every non-daemon racelab thread still running, reaping the
+ * ones whose handle still holds them (an unreaped thread is a leak, and
+ * ThreadSanitizer reports it). */
 static void join_non_daemons(void)
 {
     rlab_deadline forever = {.kind = RLAB_WAIT_FOREVER};
@@ -94,6 +112,9 @@ static void join_non_daemons(void)
         atomic_fetch_add(&t->refs, 1);
         pthread_mutex_unlock(&registry_mu);
         wait_finished(t, &forever);
+        pthread_mutex_lock(&t->mu);
+        reap_locked(t);
+        pthread_mutex_unlock(&t->mu);
         pthread_mutex_lock(&registry_mu);
         unref(t);
     }
@@ -107,28 +128,35 @@ static void fork_child(void)
     registry = NULL;
 }
 
+/* The running thread drops its reference from a key destructor rather than
+ * when fn returns: the thread's locals are destroyed after that, and their
+ * destructors may still ask for the current thread's name. */
+static pthread_key_t self_key;
+static bool self_key_ok;
+static _Thread_local bool self_rearmed;
+
+static void drop_self(void *p)
+{
+    /* Key destructors run in rounds, in no promised order: go round once
+     * more, so every local's destructor of the first round has run. */
+    if (!self_rearmed && pthread_setspecific(self_key, p) == 0) {
+        self_rearmed = true;
+        return;
+    }
+    current = NULL;
+    unref(p);
+}
+
 static void registry_init(void)
 {
+    self_key_ok = pthread_key_create(&self_key, drop_self) == 0;
     atexit(join_non_daemons);
     pthread_atfork(NULL, NULL, fork_child);
 }
 
-static void *trampoline(void *p)
+/* The end of a thread's function: publish the result, wake joiners. */
+static void finish(rlab_thread *t, void *result)
 {
-    rlab_thread *t = p;
-    current = t;
-    char short_name[16]; /* the kernel keeps 15 characters */
-    snprintf(short_name, sizeof short_name, "%s", t->name);
-    pthread_setname_np(pthread_self(), short_name);
-
-    pthread_mutex_lock(&t->mu);
-    t->native_id = (long)gettid();
-    t->started = true;
-    pthread_cond_broadcast(&t->cv);
-    pthread_mutex_unlock(&t->mu);
-
-    void *result = t->fn(t->arg);
-
     pthread_mutex_lock(&t->mu);
     t->result = result;
     t->finished = true;
@@ -139,7 +167,37 @@ static void *trampoline(void *p)
         registry_remove_locked(t);
         pthread_mutex_unlock(&registry_mu);
     }
-    unref(t);
+    if (!t->keyed)
+        unref(t);
+}
+
+/* The function left through pthread_exit (or was cancelled): it still
+ * ends, with a NULL result, so joiners and the exit handler do not hang. */
+static void finish_unwound(void *p)
+{
+    finish(p, NULL);
+}
+
+static void *trampoline(void *p)
+{
+    rlab_thread *t = p;
+    current = t;
+    t->keyed = self_key_ok && pthread_setspecific(self_key, t) == 0;
+    char short_name[16]; /* the kernel keeps 15 characters */
+    snprintf(short_name, sizeof short_name, "%s", t->name);
+    pthread_setname_np(pthread_self(), short_name);
+
+    pthread_mutex_lock(&t->mu);
+    t->native_id = (long)gettid();
+    t->started = true;
+    pthread_cond_broadcast(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+
+    void *result;
+    pthread_cleanup_push(finish_unwound, t);
+    result = t->fn(t->arg);
+    pthread_cleanup_pop(0);
+    finish(t, result);
     return NULL;
 }
 
@@ -215,14 +273,7 @@ int rlab_thread_join(rlab_thread *t, double timeout, void **result)
     /* The function has returned; reap the pthread exactly once.  Other
      * joiners wait for the reaper, within their deadline. */
     pthread_mutex_lock(&t->mu);
-    if (!t->reaping) {
-        t->reaping = true;
-        pthread_mutex_unlock(&t->mu);
-        pthread_join(t->tid, NULL);
-        pthread_mutex_lock(&t->mu);
-        t->reaped = true;
-        pthread_cond_broadcast(&t->cv);
-    }
+    reap_locked(t);
     while (!t->reaped && rc == 0) {
         if (d.kind == RLAB_WAIT_TRY)
             rc = ETIMEDOUT;
