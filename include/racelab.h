@@ -12,5 +12,7 @@
 
 #include "racelab/error.h"
 #include "racelab/threading.h"
+#include "racelab/queue.h"
+#include "racelab/futures.h"
 
 #endif
