@@ -6,6 +6,9 @@
  * waiters leave, RESETTING while waiters leave a reset, BROKEN after a
  * timeout, an abort or a failing action.  A new cycle cannot begin until the
  * previous one has drained, so arrival indices never mix between cycles.
+ * Each completed cycle bumps `cycle`, and a waiter whose cycle completed
+ * returns 0 even if an abort lands before it wakes: a cycle's outcome is
+ * fixed when its last party arrives, not when each waiter gets to run.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -19,6 +22,7 @@ struct rlab_barrier {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     long parties, count;
+    unsigned long cycle; /* completed cycles */
     int state;
     int (*action)(void *);
     void *arg;
@@ -103,19 +107,21 @@ int rlab_barrier_wait(rlab_barrier *b, double timeout, long *index)
         return RLAB_EBROKEN;
     }
     long me = b->count++;
+    unsigned long my_cycle = b->cycle;
     int rc = 0;
     if (me + 1 == b->parties) {
         if (b->action && b->action(b->arg) != 0) {
             break_it(b);
             rc = RLAB_EBROKEN;
         } else {
+            b->cycle++;
             b->state = DRAINING;
             pthread_cond_broadcast(&b->cv);
         }
     } else if (!wait_state(b, cycle_over, &d)) {
         break_it(b); /* a timeout breaks the barrier, as in Python */
         rc = RLAB_EBROKEN;
-    } else if (b->state != DRAINING) {
+    } else if (b->cycle == my_cycle) {
         rc = RLAB_EBROKEN; /* broken or reset while waiting */
     }
     if (--b->count == 0 && (b->state == DRAINING || b->state == RESETTING)) {
