@@ -11,7 +11,21 @@
  * would block with timeout 0 is EAGAIN (queue.Full / queue.Empty from
  * put_nowait / get_nowait), one whose deadline passed is ETIMEDOUT, and a
  * queue that is shut down answers RLAB_ESHUTDOWN (queue.ShutDown).  A call
- * that fails changes nothing: no item is lost or duplicated.
+ * that fails changes nothing: no item is lost or duplicated.  A wait never
+ * ends early on a spurious wake-up: a getter woken for an item another
+ * thread took first (or a putter for room another put filled) keeps
+ * waiting until its deadline.
+ *
+ * Every function but *_free may be called from any number of threads at
+ * once.  On a NULL queue the calls that return a status return EINVAL and
+ * the queries answer as for an empty, unbounded queue that is not shut
+ * down.
+ *
+ * Queue is a two-lock queue (producers and consumers do not contend with
+ * each other) over chunks of slots; LifoQueue and PriorityQueue keep an
+ * array (a stack, a binary heap) under one lock.  A hand-off wakes a
+ * sleeping thread only when one is sleeping, so a stream of items between
+ * threads that keep up with each other makes no system call.
  */
 #ifndef RACELAB_QUEUE_H
 #define RACELAB_QUEUE_H
@@ -31,19 +45,27 @@ rlab_queue *rlab_queue_new(long maxsize);
 /* LifoQueue(maxsize): last in, first out. */
 rlab_queue *rlab_lifo_queue_new(long maxsize);
 /* PriorityQueue(maxsize): get returns the smallest item by cmp (negative,
- * zero, positive as for qsort), first in first out among equal items.
- * NULL with errno EINVAL if cmp is NULL. */
+ * zero, positive as for qsort, but called with the two items themselves,
+ * not pointers to them), first in first out among equal items.  cmp runs
+ * under the queue's lock and must not call the queue.  NULL with errno
+ * EINVAL if cmp is NULL.  Each *_new returns NULL with errno ENOMEM when
+ * out of memory. */
 rlab_queue *rlab_priority_queue_new(long maxsize,
                                     int (*cmp)(const void *, const void *));
 
 /* put(item, timeout): 0; EAGAIN if full and timeout is 0 (queue.Full);
  * ETIMEDOUT if still full at the deadline; RLAB_ESHUTDOWN if the queue is
- * or becomes shut down while waiting; EINVAL for a NULL queue or a bad
- * timeout.  Each successful put adds one unfinished task. */
+ * (also with timeout 0) or becomes shut down while waiting; ENOMEM if the
+ * queue could not grow; EINVAL for a NULL queue or a bad timeout (checked
+ * even when the put would not block).  Any item may be put, NULL too.
+ * Each successful put adds one unfinished task. */
 int rlab_queue_put(rlab_queue *q, void *item, double timeout);
 /* get(timeout): 0 and *item; EAGAIN if empty and timeout is 0
  * (queue.Empty); ETIMEDOUT; RLAB_ESHUTDOWN once the queue is shut down and
- * empty (at once after an immediate shutdown); EINVAL. */
+ * empty, also with timeout 0 (at once after an immediate shutdown, which
+ * empties it); EINVAL for a NULL queue or item pointer or a bad timeout.
+ * *item is written only on success.  A get does not finish the item's
+ * task: call rlab_queue_task_done. */
 int rlab_queue_get(rlab_queue *q, void **item, double timeout);
 
 /* qsize(), empty(), full(): snapshots, as in Python.  full() is false for
@@ -51,16 +73,20 @@ int rlab_queue_get(rlab_queue *q, void **item, double timeout);
 long rlab_queue_qsize(rlab_queue *q);
 bool rlab_queue_empty(rlab_queue *q);
 bool rlab_queue_full(rlab_queue *q);
-/* maxsize as given to *_new (<= 0: unbounded). */
+/* maxsize as given to *_new, or 0 for an unbounded queue (any maxsize
+ * <= 0). */
 long rlab_queue_maxsize(rlab_queue *q);
 
 /* task_done(): 0; EINVAL if called more times than items were put
- * (ValueError), and nothing changes. */
+ * (ValueError), and nothing changes.  Wakes every joiner when the count of
+ * unfinished tasks reaches zero. */
 int rlab_queue_task_done(rlab_queue *q);
 /* join(timeout): 0 once every item put has had its task_done (or was
- * dropped by an immediate shutdown); ETIMEDOUT; EINVAL. */
+ * dropped by an immediate shutdown); ETIMEDOUT if tasks are still
+ * unfinished at the deadline (at once for timeout 0, as Event.wait);
+ * EINVAL.  A plain shutdown does not release joiners. */
 int rlab_queue_join(rlab_queue *q, double timeout);
-/* The number of items put and not yet marked done. */
+/* The number of items put and not yet marked done (unfinished_tasks). */
 long rlab_queue_unfinished_tasks(rlab_queue *q);
 
 /* shutdown(immediate) (Python 3.13): afterwards put fails with
@@ -76,18 +102,23 @@ int rlab_queue_shutdown(rlab_queue *q, bool immediate);
 bool rlab_queue_is_shutdown(rlab_queue *q);
 
 /* Frees the queue; free_item (may be NULL) gets every item still inside and
- * every item an immediate shutdown dropped.  No thread may be using it. */
+ * every item an immediate shutdown dropped, each once.  No thread may be
+ * using the queue or still be inside one of its calls.  NULL is a no-op. */
 void rlab_queue_free(rlab_queue *q, void (*free_item)(void *));
 
 /* ---------------------------------------------------------- SimpleQueue --- */
 
 typedef struct rlab_simple_queue rlab_simple_queue;
 
+/* SimpleQueue(): NULL with errno ENOMEM when out of memory.  Producers
+ * and consumers take separate locks, and a put makes a system call only
+ * when a getter sleeps. */
 rlab_simple_queue *rlab_simple_queue_new(void);
 /* put(item): never blocks; 0, ENOMEM (nothing changed), EINVAL. */
 int rlab_simple_queue_put(rlab_simple_queue *q, void *item);
 /* get(timeout): 0 and *item; EAGAIN if empty and timeout is 0; ETIMEDOUT;
- * EINVAL. */
+ * EINVAL for a NULL queue or item pointer or a bad timeout.  *item is
+ * written only on success. */
 int rlab_simple_queue_get(rlab_simple_queue *q, void **item, double timeout);
 long rlab_simple_queue_qsize(rlab_simple_queue *q);
 bool rlab_simple_queue_empty(rlab_simple_queue *q);

@@ -1,6 +1,7 @@
 /*
  * cli.h - the pieces of the racelab command: dispatch and usage
- * (racelab.c), the self-check (selfcheck.c) and the benchmarks (bench.c).
+ * (racelab.c), the self-check (selfcheck.c) and the benchmarks
+ * (bench_harness.c and the suites it runs, see bench.h).
  *
  * Every command returns a process exit status: 0 success, 1 a check or a
  * measurement failed, 2 a usage error (already reported on stderr).
@@ -20,7 +21,7 @@ int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* racelab selfcheck (argv[0] is "selfcheck"). */
 int cli_selfcheck(int argc, char **argv);
-/* racelab bench NAME [OPTIONS] (argv[0] is "bench"). */
+/* racelab bench NAME [OPTIONS] (argv[0] is "bench"), in bench_harness.c. */
 int cli_bench(int argc, char **argv);
 
 /* Seconds on CLOCK_MONOTONIC. */
