@@ -2,7 +2,9 @@
 
 #include "rlab_test.h"
 
+#include <sched.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 long rlab_test_scaled(long n)
@@ -52,4 +54,38 @@ void rlab_test_sleep(double seconds)
                           (long)((seconds - (double)(time_t)seconds) * 1e9)};
     while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
         ;
+}
+
+/* The scheduler state of one of our threads: 'R', 'S' ... or '?'. */
+static char thread_state(long tid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/self/task/%ld/stat", tid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return '?';
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')'); /* the name may hold spaces */
+    return p && p[1] == ' ' ? p[2] : '?';
+}
+
+void rlab_test_wait_blocked(long tid, const atomic_bool *done, const int *rc)
+{
+    double t0 = rlab_test_now();
+    while (!atomic_load(done) && thread_state(tid) != 'S') {
+        ck_assert_msg(rlab_test_now() - t0 < RLAB_GUARD,
+                      "the call neither returned nor slept");
+        sched_yield();
+    }
+    ck_assert_msg(!atomic_load(done),
+                  "the call returned %d (%s) instead of blocking", *rc,
+                  rlab_strerror(*rc));
+}
+
+void rlab_test_assert_not_at_guard(double elapsed)
+{
+    ck_assert_msg(elapsed < RLAB_GUARD * 0.9,
+                  "the call returned only at its guard: a lost wake-up");
 }

@@ -9,6 +9,7 @@
 
 #include <check.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -39,6 +40,16 @@ rlab_thread *rlab_test_spawn(void *(*fn)(void *), void *arg);
 /* Joins within RLAB_GUARD (fails the test on timeout), frees the handle and
  * returns the thread's result. */
 void *rlab_test_join(rlab_thread *t);
+
+/* Waits until the thread `tid` (a native id) sleeps in the kernel, or
+ * *done turns true; fails the test if it did not block (then *rc is the
+ * status it returned) or neither happened within RLAB_GUARD. */
+void rlab_test_wait_blocked(long tid, const atomic_bool *done, const int *rc);
+
+/* Fails the test if a blocking call took most of RLAB_GUARD: nothing in
+ * the tests legitimately waits that long, only a lost wake-up that the
+ * call's last check at its deadline would hide. */
+void rlab_test_assert_not_at_guard(double elapsed);
 
 /* Runs one suite with Check and returns the process exit status. */
 int rlab_test_main(Suite *s);

@@ -120,40 +120,14 @@ static void call_finish(call *c)
 {
     rlab_test_join(c->thread);
     rlab_event_free(c->started);
-    /* Nothing here legitimately waits that long: only a lost wake-up,
-     * which the call's last check at its deadline would hide. */
-    ck_assert_msg(c->elapsed < RLAB_GUARD * 0.9,
-                  "the call returned only at its guard: a lost wake-up");
-}
-
-/* The scheduler state of one of our threads: 'R', 'S' ... or '?'. */
-static char thread_state(long tid)
-{
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/self/task/%ld/stat", tid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return '?';
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')'); /* the name may hold spaces */
-    return p && p[1] == ' ' ? p[2] : '?';
+    rlab_test_assert_not_at_guard(c->elapsed);
 }
 
 /* Waits until the call sleeps in the kernel or has returned; asserts that
  * it is still blocked. */
 static void wait_blocked(call *c)
 {
-    double t0 = rlab_test_now();
-    while (!atomic_load(&c->done) && thread_state(c->tid) != 'S') {
-        ck_assert_msg(rlab_test_now() - t0 < RLAB_GUARD,
-                      "the call neither returned nor slept");
-        sched_yield();
-    }
-    ck_assert_msg(!atomic_load(&c->done),
-                  "the call returned %d (%s) instead of blocking", c->rc,
-                  rlab_strerror(c->rc));
+    rlab_test_wait_blocked(c->tid, &c->done, &c->rc);
 }
 
 /* ---------------------------------------------------------- construct --- */
