@@ -96,7 +96,6 @@ static inline uintptr_t rlab__self_id(void)
     return __builtin_expect(id != 0, 1) ? id : rlab__self_id_init();
 }
 
-#endif
 
 /* ---- the futex word lock shared by Lock, RLock and the process-local
  * primitives: 0 unlocked, 1 locked, 2 locked and maybe contended. ---- */
@@ -143,4 +142,6 @@ void rlab__rlock_acquire_restore(struct rlab_rlock *r, long count);
 
 #ifdef RLAB_TSAN
 #include <sanitizer/tsan_interface.h>
+#endif
+
 #endif

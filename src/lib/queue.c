@@ -1,15 +1,13 @@
 /*
  * queue.c - queue.Queue, queue.LifoQueue and queue.PriorityQueue.
  *
- * Queue (FIFO) is a two-lock queue after Michael and Scott: producers take
- * put_mu, consumers get_mu, so a producer and a consumer never wait for
- * each other.  Items sit in a list of fixed-size chunks; item number n lives
- * in slot n % CHUNK.  A producer publishes item n by storing put_count =
- * n + 1 after writing the slot; a consumer reads put_count with acquire
- * order and caches it (limit), so a batch costs it one read of the
- * producers' cache line.  A bounded queue's producer likewise caches the
- * consumers' get_count.  The chunk a consumer leaves becomes the spare a
- * producer takes before calling malloc.
+ * Queue (FIFO) is the chunked two-lock queue of chunkq.h (shared with
+ * SimpleQueue): producers take put_mu, consumers get_mu, so a producer and
+ * a consumer never wait for each other; a producer publishes item n by
+ * storing put_count = n + 1 after writing the slot, and a consumer reads
+ * put_count with acquire order and caches it (limit).  A bounded queue's
+ * producer likewise caches the consumers' get_count (got_seen), which its
+ * consumers store sequentially consistent for parked putters.
  *
  * LifoQueue and PriorityQueue keep their items in one array under one word
  * lock, as CPython does: a stack, or a binary heap of (item, insertion
@@ -36,32 +34,18 @@
  * rlab_queue_free hands them to free_item.
  */
 #include <limits.h>
-#include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "chunkq.h"
 #include "internal.h"
 #include "racelab/queue.h"
 
 enum kind { FIFO, LIFO, PRIO };
 
-/* Slots per FIFO chunk: a chunk is 8 KiB with its link. */
-enum { CHUNK = 1022 };
-/* Before it parks, a waiter checks its condition SPIN times, pausing
- * twice as long after each check up to SPIN_PAUSE pauses (polling the other
- * side's cache line less often lets it work on, and a consumer that waits a
- * little finds a batch, not one item), then YIELDS times with a
- * sched_yield between: when threads outnumber cores, the thread it waits
- * for may need this core. */
-enum { SPIN = 16, SPIN_PAUSE = 32, YIELDS = 8 };
 /* First capacity of a LIFO or PRIO array. */
 enum { MIN_CAP = 32 };
-
-typedef struct chunk {
-    struct chunk *next;
-    void *slot[CHUNK];
-} chunk;
 
 typedef struct {
     void *item;
@@ -84,23 +68,11 @@ struct rlab_queue {
     long maxsize; /* 0: unbounded */
     int (*cmp)(const void *, const void *);
     atomic_bool shut; /* set with every lock held; seq_cst */
-
-    /* FIFO producers, under put_mu. */
-    _Alignas(64) atomic_uint put_mu;
-    chunk *tail;
-    size_t put_n;
-    size_t got_seen; /* get_count as a producer last read it */
-    /* FIFO: items published so far. */
-    _Alignas(64) atomic_size_t put_count;
-    /* FIFO consumers, under get_mu. */
-    _Alignas(64) atomic_uint get_mu;
-    chunk *head; /* holds item get_n - 1, or item 0 */
-    size_t get_n;
-    size_t limit;     /* put_count as a consumer last read it */
+    /* FIFO, under both put_mu and get_mu. */
     size_t drop_from; /* first item an immediate shutdown dropped */
     bool dropped_any;
-    atomic_size_t get_count;
-    _Atomic(chunk *) spare;
+
+    rlab__chunkq f; /* FIFO */
 
     /* LIFO and PRIO, under mu. */
     _Alignas(64) atomic_uint mu;
@@ -152,23 +124,22 @@ static void notify(waitq *w, int n)
     }
 }
 
-/* Polls ready(q) a little (see SPIN); true if it came to hold. */
+typedef struct {
+    rlab_queue *q;
+    cond_fn ready;
+} spin_arg;
+
+static bool spin_ready(void *arg)
+{
+    spin_arg *a = arg;
+    return a->ready(a->q);
+}
+
+/* Polls ready(q) a little (see RLAB__SPIN); true if it came to hold. */
 static bool spin(rlab_queue *q, cond_fn ready)
 {
-    for (int i = 0, pause = 1; i < SPIN; i++) {
-        if (ready(q))
-            return true;
-        for (int k = 0; k < pause; k++)
-            rlab__cpu_relax();
-        if (pause < SPIN_PAUSE)
-            pause *= 2;
-    }
-    for (int i = 0; i < YIELDS; i++) {
-        sched_yield();
-        if (ready(q))
-            return true;
-    }
-    return false;
+    spin_arg a = {q, ready};
+    return rlab__spin(spin_ready, &a);
 }
 
 static bool is_shut(rlab_queue *q)
@@ -180,9 +151,7 @@ static bool is_shut(rlab_queue *q)
 
 static size_t fifo_size(rlab_queue *q)
 {
-    /* get_count first: it never passes put_count, which only grows. */
-    size_t got = atomic_load(&q->get_count);
-    return atomic_load(&q->put_count) - got;
+    return rlab__chunkq_size(&q->f);
 }
 
 static bool fifo_can_get(rlab_queue *q)
@@ -198,43 +167,34 @@ static bool fifo_can_put(rlab_queue *q)
 /* Under put_mu: true if item put_n fits under maxsize. */
 static bool fifo_room(rlab_queue *q)
 {
-    if (q->maxsize == 0 || q->put_n - q->got_seen < (size_t)q->maxsize)
+    rlab__chunkq *f = &q->f;
+    if (q->maxsize == 0 || f->put_n - f->got_seen < (size_t)q->maxsize)
         return true;
-    q->got_seen = atomic_load_explicit(&q->get_count, memory_order_acquire);
-    return q->put_n - q->got_seen < (size_t)q->maxsize;
+    f->got_seen = atomic_load_explicit(&f->get_count, memory_order_acquire);
+    return f->put_n - f->got_seen < (size_t)q->maxsize;
 }
 
 /* One try: 0, RLAB_ESHUTDOWN, EAGAIN (full) or ENOMEM. */
 static int fifo_try_put(rlab_queue *q, void *item)
 {
-    lock(&q->put_mu);
+    lock(&q->f.put_mu);
     if (is_shut(q)) {
-        unlock(&q->put_mu);
+        unlock(&q->f.put_mu);
         return RLAB_ESHUTDOWN;
     }
     if (!fifo_room(q)) {
-        unlock(&q->put_mu);
+        unlock(&q->f.put_mu);
         return EAGAIN;
     }
-    size_t n = q->put_n, i = n % CHUNK;
-    if (i == 0 && n != 0) {
-        /* acq_rel: the consumer that left this chunk is done with it. */
-        chunk *c =
-            atomic_exchange_explicit(&q->spare, NULL, memory_order_acq_rel);
-        if (!c && !(c = malloc(sizeof *c))) {
-            unlock(&q->put_mu);
-            return ENOMEM;
-        }
-        c->next = NULL;
-        q->tail->next = c;
-        q->tail = c;
+    size_t count;
+    if (!rlab__chunkq_append(&q->f, item, &count)) {
+        unlock(&q->f.put_mu);
+        return ENOMEM;
     }
-    q->tail->slot[i] = item;
-    q->put_n = n + 1;
     /* Counted before it is published: its task_done may come at once. */
     atomic_fetch_add_explicit(&q->unfinished, 1, memory_order_relaxed);
-    atomic_store(&q->put_count, n + 1);
-    unlock(&q->put_mu);
+    rlab__chunkq_publish(&q->f, count);
+    unlock(&q->f.put_mu);
     notify(&q->not_empty, 1);
     return 0;
 }
@@ -242,65 +202,34 @@ static int fifo_try_put(rlab_queue *q, void *item)
 /* Takes the oldest item if there is one. */
 static bool fifo_try_get(rlab_queue *q, void **item)
 {
-    lock(&q->get_mu);
-    size_t n = q->get_n;
-    if (n == q->limit) {
-        q->limit = atomic_load_explicit(&q->put_count, memory_order_acquire);
-        if (n == q->limit) {
-            unlock(&q->get_mu);
-            return false;
-        }
-    }
-    size_t i = n % CHUNK;
-    chunk *left = NULL;
-    if (i == 0 && n != 0) {
-        left = q->head;
-        q->head = left->next;
-    }
-    *item = q->head->slot[i];
-    q->get_n = n + 1;
-    if (q->maxsize) /* seq_cst: pairs with parked putters */
-        atomic_store(&q->get_count, n + 1);
-    else
-        atomic_store_explicit(&q->get_count, n + 1, memory_order_relaxed);
-    unlock(&q->get_mu);
+    rlab__chunk *left;
+    /* Bounded: get_count seq_cst, to pair with parked putters. */
+    if (!rlab__chunkq_try_take(&q->f, item, q->maxsize != 0, &left))
+        return false;
     if (q->maxsize)
         notify(&q->not_full, 1);
-    if (left)
-        free(atomic_exchange_explicit(&q->spare, left, memory_order_acq_rel));
+    rlab__chunkq_recycle(&q->f, left);
     return true;
 }
 
 static void fifo_drop(rlab_queue *q)
 {
-    size_t n = q->put_n - q->get_n;
+    rlab__chunkq *f = &q->f;
+    size_t n = f->put_n - f->get_n;
     if (n == 0)
         return;
     /* Only the first immediate shutdown can find items.  head stays, so
      * rlab_queue_free walks them from drop_from. */
-    q->drop_from = q->get_n;
+    q->drop_from = f->get_n;
     q->dropped_any = true;
-    q->get_n = q->limit = q->put_n;
-    atomic_store(&q->get_count, q->put_n);
+    f->get_n = f->limit = f->put_n;
+    atomic_store(&f->get_count, f->put_n);
 }
 
 static void fifo_free(rlab_queue *q, void (*free_item)(void *))
 {
-    /* head holds the item before `first` (or item 0): walk on as a
-     * consumer would. */
-    size_t first = q->dropped_any ? q->drop_from : q->get_n;
-    chunk *c = q->head;
-    for (size_t n = first; free_item && n < q->put_n; n++) {
-        if (n % CHUNK == 0 && n != 0)
-            c = c->next;
-        free_item(c->slot[n % CHUNK]);
-    }
-    for (c = q->head; c;) {
-        chunk *next = c->next;
-        free(c);
-        c = next;
-    }
-    free(atomic_load_explicit(&q->spare, memory_order_relaxed));
+    size_t first = q->dropped_any ? q->drop_from : q->f.get_n;
+    rlab__chunkq_free(&q->f, first, free_item);
 }
 
 /* ------------------------------------------- LIFO and PRIO: one array --- */
@@ -463,11 +392,6 @@ static rlab_queue *make(long maxsize, enum kind kind,
     q->maxsize = maxsize > 0 ? maxsize : 0;
     q->cmp = cmp;
     atomic_init(&q->shut, false);
-    atomic_init(&q->put_mu, 0);
-    atomic_init(&q->put_count, 0);
-    atomic_init(&q->get_mu, 0);
-    atomic_init(&q->get_count, 0);
-    atomic_init(&q->spare, NULL);
     atomic_init(&q->mu, 0);
     atomic_init(&q->size, 0);
     atomic_init(&q->unfinished, 0);
@@ -477,14 +401,8 @@ static rlab_queue *make(long maxsize, enum kind kind,
         atomic_init(&wqs[i]->waiters, 0);
     }
     /* The first chunk or array up front: most queues never need more. */
-    if (kind == FIFO) {
-        q->head = q->tail = malloc(sizeof(chunk));
-        if (q->head)
-            q->head->next = NULL;
-    } else {
-        arr_grow(q);
-    }
-    if (kind == FIFO ? !q->head : !q->s.data) {
+    int rc = kind == FIFO ? rlab__chunkq_init(&q->f) : arr_grow(q);
+    if (rc) {
         free(q);
         errno = ENOMEM;
         return NULL;
@@ -674,15 +592,15 @@ int rlab_queue_shutdown(rlab_queue *q, bool immediate)
         return EINVAL;
     long dropped = 0;
     if (q->kind == FIFO) {
-        lock(&q->put_mu);
-        lock(&q->get_mu);
+        lock(&q->f.put_mu);
+        lock(&q->f.get_mu);
         atomic_store(&q->shut, true);
         if (immediate) {
-            dropped = (long)(q->put_n - q->get_n);
+            dropped = (long)(q->f.put_n - q->f.get_n);
             fifo_drop(q);
         }
-        unlock(&q->get_mu);
-        unlock(&q->put_mu);
+        unlock(&q->f.get_mu);
+        unlock(&q->f.put_mu);
     } else {
         lock(&q->mu);
         atomic_store(&q->shut, true);
