@@ -27,7 +27,8 @@ static int in_time(double t0, int rc)
 
 /* Shared by the workers of one test.  `counter` is a plain long on purpose:
  * only the primitive under test keeps the increments from being lost. */
-typedef struct {
+typedef struct shared shared;
+struct shared {
     long iterations; /* per worker */
     long counter;
     rlab_lock *lock;
@@ -38,7 +39,8 @@ typedef struct {
     rlab_event *ev[WORKERS];
     rlab_event *go;   /* set once every worker exists */
     atomic_bool stop; /* a worker failed: the others give up too */
-} shared;
+    int (*enter)(shared *), (*leave)(shared *); /* for count_guarded */
+};
 
 typedef struct {
     shared *sh;
@@ -87,7 +89,30 @@ static void run_workers(shared *sh, void *(*fn)(void *))
 /* ------------------------------------------------------- mutual exclusion ---
  */
 
-static void *count_with_lock(void *p)
+/* The enter/leave pairs of the non-reentrant guards. */
+static int lock_enter(shared *sh)
+{
+    return rlab_lock_acquire(sh->lock, RLAB_GUARD);
+}
+
+static int lock_leave(shared *sh)
+{
+    return rlab_lock_release(sh->lock);
+}
+
+static int semaphore_enter(shared *sh)
+{
+    return rlab_semaphore_acquire(sh->sem, RLAB_GUARD);
+}
+
+static int semaphore_leave(shared *sh)
+{
+    return rlab_semaphore_release(sh->sem, 1);
+}
+
+/* Increments the counter `iterations` times, each inside sh->enter and
+ * sh->leave. */
+static void *count_guarded(void *p)
 {
     worker *w = p;
     shared *sh = w->sh;
@@ -95,13 +120,13 @@ static void *count_with_lock(void *p)
         return NULL;
     for (long k = 0; k < sh->iterations && !atomic_load(&sh->stop); k++) {
         double t0 = rlab_test_now();
-        int rc = in_time(t0, rlab_lock_acquire(sh->lock, RLAB_GUARD));
+        int rc = in_time(t0, sh->enter(sh));
         if (rc) {
             worker_fail(w, rc);
             break;
         }
         sh->counter++;
-        if ((rc = rlab_lock_release(sh->lock))) {
+        if ((rc = sh->leave(sh))) {
             worker_fail(w, rc);
             break;
         }
@@ -113,7 +138,9 @@ START_TEST(lock_keeps_every_increment_of_4_threads)
 {
     shared sh = {.iterations = rlab_test_scaled(100000)};
     sh.lock = rlab_lock_new();
-    run_workers(&sh, count_with_lock);
+    sh.enter = lock_enter;
+    sh.leave = lock_leave;
+    run_workers(&sh, count_guarded);
     ck_assert_int_eq(sh.counter, WORKERS * sh.iterations);
     ck_assert(!rlab_lock_locked(sh.lock));
     rlab_lock_free(sh.lock);
@@ -163,33 +190,13 @@ START_TEST(rlock_keeps_every_increment_of_4_threads)
 }
 END_TEST
 
-static void *count_with_semaphore(void *p)
-{
-    worker *w = p;
-    shared *sh = w->sh;
-    if (!start_together(w))
-        return NULL;
-    for (long k = 0; k < sh->iterations && !atomic_load(&sh->stop); k++) {
-        double t0 = rlab_test_now();
-        int rc = in_time(t0, rlab_semaphore_acquire(sh->sem, RLAB_GUARD));
-        if (rc) {
-            worker_fail(w, rc);
-            break;
-        }
-        sh->counter++;
-        if ((rc = rlab_semaphore_release(sh->sem, 1))) {
-            worker_fail(w, rc);
-            break;
-        }
-    }
-    return NULL;
-}
-
 START_TEST(semaphore_of_1_keeps_every_increment_of_4_threads)
 {
     shared sh = {.iterations = rlab_test_scaled(100000)};
     sh.sem = rlab_semaphore_new(1);
-    run_workers(&sh, count_with_semaphore);
+    sh.enter = semaphore_enter;
+    sh.leave = semaphore_leave;
+    run_workers(&sh, count_guarded);
     ck_assert_int_eq(sh.counter, WORKERS * sh.iterations);
     ck_assert_int_eq(rlab_semaphore_value(sh.sem), 1);
     rlab_semaphore_free(sh.sem);
