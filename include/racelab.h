@@ -14,5 +14,6 @@
 #include "racelab/threading.h"
 #include "racelab/queue.h"
 #include "racelab/futures.h"
+#include "racelab/stress.h"
 
 #endif
