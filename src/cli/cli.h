@@ -24,6 +24,14 @@ int cli_selfcheck(int argc, char **argv);
 /* racelab bench NAME [OPTIONS] (argv[0] is "bench"), in bench_harness.c. */
 int cli_bench(int argc, char **argv);
 
+/* The race lab (lab.c): racelab list | run | explain | check, and the
+ * whole lab (racelab lab, or no command). */
+int cli_lab_list(int argc, char **argv);
+int cli_lab_run(int argc, char **argv);
+int cli_lab_explain(int argc, char **argv);
+int cli_lab_check(int argc, char **argv);
+int cli_lab_all(int argc, char **argv);
+
 /* Seconds on CLOCK_MONOTONIC. */
 double cli_now(void);
 

@@ -1,8 +1,7 @@
 /*
  * racelab.c - the racelab command: dispatch and usage.
  *
- * With no arguments it runs the self-check and then the primitives
- * benchmark, so a fresh build can be judged with one command.
+ * With no arguments it runs the whole race lab (lab.c).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,50 +14,53 @@
 static const char usage_text[] =
     "usage: racelab [COMMAND [OPTIONS]]\n"
     "\n"
-    "Python's threading, queue and concurrent.futures in C: the self-check "
-    "and\n"
-    "the benchmarks.\n"
+    "Python's threading, queue and concurrent.futures in C, and a race lab:\n"
+    "lessons that break concurrent code on purpose and prove every fix.\n"
     "\n"
     "commands:\n"
-    "  (none)                      selfcheck, then bench primitives\n"
-    "  selfcheck                   run Lock, RLock, Semaphore, "
-    "BoundedSemaphore,\n"
-    "                              Condition, Event, Barrier, Thread and local "
-    "on\n"
-    "                              real threads against exact expected "
-    "results;\n"
-    "                              exit 1 if any check fails\n"
-    "  bench NAME [OPTIONS]        time librlab against a reference doing the\n"
-    "                              same job, in one run: median of trials,\n"
-    "                              subject and reference interleaved; speedup "
-    "=\n"
-    "                              reference / subject (> 1: racelab is "
-    "faster)\n"
-    "    primitives                Lock, RLock, Semaphore, Event and a "
-    "contended\n"
-    "                              Lock against raw pthread, sem_t and GLib\n"
-    "    queue                     Queue and SimpleQueue against GAsyncQueue,\n"
-    "                              1 producer/1 consumer and 2/2; ns per item\n"
-    "    executor                  ThreadPoolExecutor against GThreadPool "
-    "with\n"
-    "                              2 and 4 workers; ns per trivial task\n"
-    "      --json                  print the results as JSON\n"
-    "      --trials N              trials per measurement (default 7)\n"
-    "      --iters M               iterations per trial: lock pairs (default\n"
-    "                              1000000; a contended run shares them among "
-    "2\n"
-    "                              threads), queue items (1000000, shared "
-    "among\n"
-    "                              the producers), executor tasks (100000)\n"
-    "      --quick                 3 trials of 20000 iterations (executor: "
-    "2000\n"
-    "                              tasks), a smoke test\n"
-    "  help, --help, -h            print this help\n"
-    "  version, --version          print the version\n"
+    "  (none), lab [OPTIONS]        run every variant of every lesson, then a\n"
+    "                               summary; exit 0 when every racy variant\n"
+    "                               failed and every fix passed\n"
+    "  list [--names]               every lesson and variant, one line each\n"
+    "  run LESSON[.VARIANT] [OPTIONS]\n"
+    "                               stress one variant (or all of a lesson) and\n"
+    "                               print the outcome table; exit 1 if a\n"
+    "                               FORBIDDEN or STALE outcome was seen\n"
+    "      --trials N | --time MS   how long to run (default: the variant's)\n"
+    "      --threads T              actors, where the lesson lets it vary\n"
+    "      --iterations M           per-actor loop count (lesson-defined)\n"
+    "      --seed S                 seed for lessons that randomize\n"
+    "      --amplify                widen the race window (said in the report)\n"
+    "      --stale MS               report STALE after MS without progress\n"
+    "      --no-pin                 let actors float (default: actor i is\n"
+    "                               pinned to CPU i mod CPUs)\n"
+    "      --json                   one JSON object per run\n"
+    "  explain LESSON               what the race is, why each fix works, where\n"
+    "                               to look in the source\n"
+    "  check LESSON[.VARIANT]|all [OPTIONS] [--tries N]\n"
+    "                               grade variants: a racy one must be caught\n"
+    "                               by the harness (and by ThreadSanitizer in a\n"
+    "                               TSan build) within N tries (default 5), a\n"
+    "                               fix by neither; exit 1 otherwise\n"
+    "  selfcheck                    run every threading primitive on real\n"
+    "                               threads against exact expected results\n"
+    "  bench NAME [OPTIONS]         time librlab against a reference doing the\n"
+    "                               same job, in one run (median of trials,\n"
+    "                               interleaved; speedup = reference / subject)\n"
+    "    primitives                 Lock, RLock, Semaphore, Event, contended\n"
+    "                               Lock vs raw pthread, sem_t and GLib\n"
+    "    queue                      Queue and SimpleQueue vs GAsyncQueue\n"
+    "    executor                   ThreadPoolExecutor vs GThreadPool\n"
+    "      --json                   print the results as JSON\n"
+    "      --trials N               trials per measurement (default 7)\n"
+    "      --iters M                iterations per trial (lock pairs 1000000,\n"
+    "                               queue items 1000000, executor tasks 100000)\n"
+    "      --quick                  3 short trials, a smoke test\n"
+    "  help, --help, -h             print this help\n"
+    "  version, --version           print the version\n"
     "\n"
-    "exit status: 0 success, 1 a check or a measurement failed (a benchmark "
-    "also\n"
-    "fails if items or tasks are lost), 2 usage error\n";
+    "exit status: 0 success, 1 a check failed, a run saw a FORBIDDEN or STALE\n"
+    "outcome, or a benchmark lost items; 2 usage error\n";
 
 void cli_usage(FILE *out)
 {
@@ -84,21 +86,10 @@ double cli_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int run_default(void)
-{
-    char *check[] = {"selfcheck", NULL};
-    char *bench[] = {"bench", "primitives", NULL};
-    int rc = cli_selfcheck(1, check);
-    putchar('\n');
-    fflush(stdout);
-    int brc = cli_bench(2, bench);
-    return rc != CLI_OK ? rc : brc;
-}
-
 int main(int argc, char **argv)
 {
     if (argc < 2)
-        return run_default();
+        return cli_lab_all(1, argv);
     const char *cmd = argv[1];
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         cli_usage(stdout);
@@ -108,6 +99,16 @@ int main(int argc, char **argv)
         printf("racelab %s\n", RLAB_VERSION_STRING);
         return CLI_OK;
     }
+    if (!strcmp(cmd, "lab"))
+        return cli_lab_all(argc - 1, argv + 1);
+    if (!strcmp(cmd, "list"))
+        return cli_lab_list(argc - 1, argv + 1);
+    if (!strcmp(cmd, "run"))
+        return cli_lab_run(argc - 1, argv + 1);
+    if (!strcmp(cmd, "explain"))
+        return cli_lab_explain(argc - 1, argv + 1);
+    if (!strcmp(cmd, "check"))
+        return cli_lab_check(argc - 1, argv + 1);
     if (!strcmp(cmd, "selfcheck"))
         return cli_selfcheck(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench"))
