@@ -120,10 +120,12 @@ typedef struct {
 
 typedef struct rlab_stress_report rlab_stress_report;
 
-/* Runs the test.  0 and *out set; EINVAL for a test without a name, state
- * size, outcome function or table, with fewer than 2 actors, or bad opts
- * (negative or NaN times); ENOMEM; EAGAIN when actor threads could not be
- * started.  On error *out is NULL. */
+/* Runs the test.  opts may be NULL (all defaults: a 1 s run, no stale
+ * detection).  0 and *out set; EINVAL for a test without a name, state
+ * size, outcome function or table, with fewer than 2 actors or a gap in
+ * actor[], or bad opts (negative, NaN or infinite times); ENOMEM (also for
+ * a state larger than 64 MiB); EAGAIN when actor threads could not be
+ * started.  On error *out is NULL and no callback has run. */
 int rlab_stress_run(const rlab_stress_test *test, const rlab_stress_opts *opts,
                     rlab_stress_report **out);
 /* 0 pass; 1 a FORBIDDEN or STALE outcome was seen. */

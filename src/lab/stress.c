@@ -181,7 +181,8 @@ static void plan_next(ctx *c)
     double now = rlab__now();
     double took = now - c->batch_start;
     if (took < c->target && c->stride < c->max_stride)
-        c->stride *= 2;
+        c->stride = c->stride > c->max_stride / 2 ? c->max_stride
+                                                  : c->stride * 2;
     else if (took > 4 * c->target && c->stride > 1)
         c->stride /= 2;
     unsigned long long n = c->stride;
@@ -207,6 +208,10 @@ static void start_batch(ctx *c)
  * touching the states. */
 static bool rendezvous(ctx *c, void (*lead)(ctx *))
 {
+    /* An actor that comes back after the run was abandoned would wait
+     * for a rendezvous that can never complete. */
+    if (atomic_load(&c->abandoned))
+        return false;
     unsigned g = atomic_load_explicit(&c->gen, memory_order_acquire);
     if (atomic_fetch_add_explicit(&c->arrived, 1, memory_order_acq_rel) + 1 ==
         c->nactors) {
@@ -225,7 +230,7 @@ static bool rendezvous(ctx *c, void (*lead)(ctx *))
         if (atomic_load_explicit(&c->gen, memory_order_acquire) == g) {
             rlab_deadline forever = {.kind = RLAB_WAIT_FOREVER};
             atomic_fetch_add(&c->sleepers, 1);
-            while (atomic_load(&c->gen) == g)
+            while (atomic_load(&c->gen) == g && !atomic_load(&c->abandoned))
                 rlab__futex_wait(&c->gen, g, &forever);
             atomic_fetch_sub(&c->sleepers, 1);
         }
@@ -468,23 +473,22 @@ static int validate(const rlab_stress_test *t, const rlab_stress_opts *o,
     return 0;
 }
 
-static void pin_threads(ctx *c)
+/* Sets attr's affinity to the CPU of actor i (before the thread runs). */
+static void pin_attr(pthread_attr_t *attr, unsigned i)
 {
     cpu_set_t allowed;
     if (sched_getaffinity(0, sizeof allowed, &allowed))
         return;
     int cpus[CPU_SETSIZE], ncpu = 0;
-    for (int i = 0; i < CPU_SETSIZE; i++)
-        if (CPU_ISSET(i, &allowed))
-            cpus[ncpu++] = i;
+    for (int k = 0; k < CPU_SETSIZE; k++)
+        if (CPU_ISSET(k, &allowed))
+            cpus[ncpu++] = k;
     if (!ncpu)
         return;
-    for (unsigned i = 0; i < c->nactors; i++) {
-        cpu_set_t one;
-        CPU_ZERO(&one);
-        CPU_SET(cpus[i % (unsigned)ncpu], &one);
-        pthread_setaffinity_np(c->w[i].thread, sizeof one, &one);
-    }
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpus[i % (unsigned)ncpu], &one);
+    pthread_attr_setaffinity_np(attr, sizeof one, &one);
 }
 
 static ctx *ctx_new(const rlab_stress_test *t, const rlab_stress_opts *o,
@@ -497,6 +501,10 @@ static ctx *ctx_new(const rlab_stress_test *t, const rlab_stress_opts *o,
     if (!c)
         return NULL;
     memset(c, 0, bytes);
+    if (t->state_size > STATES_BYTES_MAX) {
+        free(c);
+        return NULL;
+    }
     c->test = *t;
     c->nactors = nactors;
     c->slot = (t->state_size + STATE_ALIGN - 1) / STATE_ALIGN * STATE_ALIGN;
@@ -591,8 +599,14 @@ int rlab_stress_run(const rlab_stress_test *test, const rlab_stress_opts *opts,
     unsigned started = 0;
     for (; started < nactors; started++) {
         atomic_fetch_add(&c->refs, 1);
-        if (pthread_create(&c->w[started].thread, NULL, worker_main,
-                           &c->w[started])) {
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        if (o.pin)
+            pin_attr(&attr, started);
+        int prc = pthread_create(&c->w[started].thread, &attr, worker_main,
+                                 &c->w[started]);
+        pthread_attr_destroy(&attr);
+        if (prc) {
             atomic_fetch_sub(&c->refs, 1);
             break;
         }
@@ -610,8 +624,6 @@ int rlab_stress_run(const rlab_stress_test *test, const rlab_stress_opts *opts,
         ctx_unref(c);
         return EAGAIN;
     }
-    if (o.pin)
-        pin_threads(c);
 
     bool stale = watch(c, &o, test->name, t0);
     double seconds = rlab__now() - t0;
