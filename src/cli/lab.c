@@ -30,6 +30,7 @@ typedef struct {
     double seconds, stale_after; /* < 0: the variant's default */
     bool json, pin, quiet;
     unsigned tries;              /* check: attempts for a racy variant */
+    unsigned stride;             /* --stride: most states per batch */
 } run_opts;
 
 typedef struct {
@@ -102,6 +103,10 @@ static int parse_opts(int argc, char **argv, run_opts *o)
             if (!has || !parse_ull(argv[++i], &v))
                 return cli_usage_error("--seed needs a number");
             o->p.seed = v;
+        } else if (!strcmp(a, "--stride")) {
+            if (!has || !parse_ull(argv[++i], &v) || !v || v > 65536)
+                return cli_usage_error("--stride needs 1 .. 65536");
+            o->stride = (unsigned)v;
         } else if (!strcmp(a, "--tries")) {
             if (!has || !parse_ull(argv[++i], &v) || !v || v > 1000)
                 return cli_usage_error("--tries needs 1 .. 1000");
@@ -136,6 +141,7 @@ static int run_variant(const lab_lesson *l, const lab_variant *v,
         .stale_after = o->stale_after >= 0 ? o->stale_after
                        : v->stale_after > 0 ? v->stale_after : 2.0,
         .pin = o->pin,
+        .max_stride = o->stride ? o->stride : v->max_stride,
         .progress = o->json ? NULL : stderr,
     };
     char name[128];

@@ -55,6 +55,10 @@ typedef struct {
     double seconds;          /* default run length; 0: 1.0 */
     unsigned long long trials;   /* default trial count; 0: run by time */
     double stale_after;      /* 0: 2.0 seconds */
+    unsigned max_stride;     /* most states per batch; 0: the harness'
+                                default.  Long actors (a 100,000-step loop)
+                                collide best with 1: both start each state
+                                together instead of drifting apart */
 } lab_variant;
 
 typedef struct {

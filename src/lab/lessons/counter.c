@@ -496,25 +496,25 @@ static void build_atomic(const lab_params *p, rlab_stress_test *t)
 
 static const lab_variant variants[] = {
     {"racy", "2 threads x 100,000 unsynchronized n += 1 lose updates", true,
-     LAB_TSAN_RACE, build_racy, 1.0, 0, 0},
+     LAB_TSAN_RACE, build_racy, 1.0, 0, 0, 1},
     {"lock", "each increment under a Lock", false, LAB_TSAN_CLEAN, build_lock,
-     0.5, 0, 0},
+     0.5, 0, 0, 0},
     {"rlock", "each increment under an RLock", false, LAB_TSAN_CLEAN,
-     build_rlock, 0.5, 0, 0},
+     build_rlock, 0.5, 0, 0, 0},
     {"semaphore", "each increment under Semaphore(1)", false, LAB_TSAN_CLEAN,
-     build_semaphore, 0.5, 0, 0},
+     build_semaphore, 0.5, 0, 0, 0},
     {"condition", "each increment under a Condition's lock", false,
-     LAB_TSAN_CLEAN, build_condition, 0.5, 0, 0},
+     LAB_TSAN_CLEAN, build_condition, 0.5, 0, 0, 0},
     {"event", "threads take turns on Events (default 2,000 iterations)", false,
-     LAB_TSAN_CLEAN, build_event, 0.5, 0, 0},
+     LAB_TSAN_CLEAN, build_event, 0.5, 0, 0, 0},
     {"queue",
      "one owner thread does every increment, fed by a Queue (default "
      "20,000 iterations)",
-     false, LAB_TSAN_CLEAN, build_queue, 0.5, 0, 0},
+     false, LAB_TSAN_CLEAN, build_queue, 0.5, 0, 0, 0},
     {"executor", "ThreadPoolExecutor map-reduce of private partial counts",
-     false, LAB_TSAN_CLEAN, build_executor, 0.5, 0, 0},
+     false, LAB_TSAN_CLEAN, build_executor, 0.5, 0, 0, 0},
     {"atomic", "C11 atomic_fetch_add, no lock", false, LAB_TSAN_CLEAN,
-     build_atomic, 0.5, 0, 0},
+     build_atomic, 0.5, 0, 0, 0},
 };
 
 static const char *const explain[] = {

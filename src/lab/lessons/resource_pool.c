@@ -248,12 +248,12 @@ static void build_bounded(const lab_params *p, rlab_stress_test *t)
 
 static const lab_variant variants[] = {
     {"racy", "7 users, 5 connections, no semaphore: up to 7 inside", true,
-     LAB_TSAN_RACE, build_racy, 1.0, 0, 0},
+     LAB_TSAN_RACE, build_racy, 1.0, 0, 0, 0},
     {"semaphore", "Semaphore(5) around each use: never more than 5 inside",
-     false, LAB_TSAN_CLEAN, build_semaphore, 1.0, 0, 0},
+     false, LAB_TSAN_CLEAN, build_semaphore, 1.0, 0, 0, 0},
     {"bounded",
      "BoundedSemaphore(5): the same, and a release past 5 is EOVERFLOW", false,
-     LAB_TSAN_CLEAN, build_bounded, 1.0, 0, 0},
+     LAB_TSAN_CLEAN, build_bounded, 1.0, 0, 0, 0},
 };
 
 static const char *const explain[] = {

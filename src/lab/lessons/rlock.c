@@ -261,11 +261,11 @@ static void build_split(const lab_params *p, rlab_stress_test *t)
 
 static const lab_variant variants[] = {
     {"racy", "set_reverse() holds a Lock and calls set(), which takes it again",
-     true, LAB_TSAN_BLIND, build_racy, 0.5, 0, 0.5},
+     true, LAB_TSAN_BLIND, build_racy, 0.5, 0, 0.5, 0},
     {"rlock", "the same methods over an RLock: the owner re-enters", false,
-     LAB_TSAN_CLEAN, build_rlock, 0.5, 0, 0.5},
+     LAB_TSAN_CLEAN, build_rlock, 0.5, 0, 0.5, 0},
     {"split", "a Lock taken once per public method, an unlocked helper inside",
-     false, LAB_TSAN_CLEAN, build_split, 0.5, 0, 0.5},
+     false, LAB_TSAN_CLEAN, build_split, 0.5, 0, 0.5, 0},
 };
 
 static const char *const explain[] = {
