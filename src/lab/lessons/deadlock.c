@@ -73,7 +73,7 @@ static void transfer_ordered(account *from, account *to, long amount)
  * long.  Acquire it with a timeout; on failure give the first back, wait
  * a random, growing while, and start over.  The random wait breaks the
  * symmetry of two threads that would otherwise retry in lockstep. */
-#define BACKOFF_TIMEOUT 0.001 /* seconds: acquire(timeout=0.001) */
+#define BACKOFF_TIMEOUT 0.0 /* seconds: acquire(timeout=0.001) */
 #define BACKOFF_MAX_SHIFT 10  /* back-off grows to at most 1024 pauses */
 
 static _Thread_local uint64_t rng;
