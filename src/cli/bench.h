@@ -1,7 +1,8 @@
 /*
  * bench.h - the measurement harness every `racelab bench NAME` shares
  * (bench_harness.c), and the suites built on it: primitives (bench.c),
- * queue (bench_queue.c) and executor (bench_executor.c).
+ * queue (bench_queue.c), executor (bench_executor.c) and stress
+ * (bench_stress.c).
  *
  * A suite is a table of pairs: a subject (a racelab type) and a reference
  * doing the same job, each a function that runs one trial and returns its
@@ -97,6 +98,7 @@ typedef struct {
 extern const bench_suite bench_primitives_suite;
 extern const bench_suite bench_queue_suite;
 extern const bench_suite bench_executor_suite;
+extern const bench_suite bench_stress_suite;
 
 /* Nanoseconds on CLOCK_MONOTONIC. */
 double bench_now_ns(void);

@@ -27,6 +27,7 @@ static const bench_suite *const suites[] = {
     &bench_primitives_suite,
     &bench_queue_suite,
     &bench_executor_suite,
+    &bench_stress_suite,
 };
 #define N_SUITES (sizeof suites / sizeof suites[0])
 
