@@ -360,6 +360,33 @@ int cli_lab_all(int argc, char **argv)
     return run_many(NULL, argc - 1, argv + 1, false, true);
 }
 
+/* "  variant     racy  summary", the summary wrapped at 76 columns. */
+static void print_variant_line(const lab_variant *v)
+{
+    enum { INDENT = 21, WIDTH = 76 };
+    printf("  %-12s %-5s ", v->name, v->racy ? "racy" : "fix");
+    int col = 2 + 12 + 1 + 5 + 1;
+    if (col > INDENT) {
+        printf("\n%*s", INDENT, "");
+        col = INDENT;
+    }
+    for (const char *p = v->summary; *p;) {
+        size_t word = strcspn(p, " ");
+        if (col > INDENT && col + 1 + (int)word > WIDTH) {
+            printf("\n%*s", INDENT, "");
+            col = INDENT;
+        } else if (col > INDENT) {
+            putchar(' ');
+            col++;
+        }
+        printf("%.*s", (int)word, p);
+        col += (int)word;
+        p += word;
+        p += strspn(p, " ");
+    }
+    putchar('\n');
+}
+
 int cli_lab_list(int argc, char **argv)
 {
     bool names = argc == 2 && !strcmp(argv[1], "--names");
@@ -374,8 +401,7 @@ int cli_lab_list(int argc, char **argv)
             if (names)
                 printf("%s.%s\n", l->name, var->name);
             else
-                printf("  %-24s %-5s %s\n",
-                       var->name, var->racy ? "racy" : "fix", var->summary);
+                print_variant_line(var);
         }
     }
     return CLI_OK;
@@ -395,7 +421,6 @@ int cli_lab_explain(int argc, char **argv)
     }
     printf("variants:\n");
     for (size_t v = 0; v < l->nvariants; v++)
-        printf("  %s.%-20s %s\n", l->name, l->variants[v].name,
-               l->variants[v].summary);
+        print_variant_line(&l->variants[v]);
     return CLI_OK;
 }
