@@ -303,8 +303,9 @@ static const char *const explain[] = {
     "volatile ints (dekker_t1, dekker_t2), so the compiler emits every\n"
     "access in order, yet the CPU still reorders them; and in C a plain\n"
     "int written by one thread and read by another is a data race, which\n"
-    "ThreadSanitizer reports.  Expect \"0, 0\" in a fraction of a percent\n"
-    "of trials on x86: thousands per run.",
+    "ThreadSanitizer reports.  Expect \"0, 0\" in about one trial in a\n"
+    "hundred on x86 (tens of thousands per run; far fewer under TSan,\n"
+    "whose instrumentation spaces the accesses out).",
 
     "litmus.sb_relaxed and litmus.sb_seq_cst\n"
     "\n"
