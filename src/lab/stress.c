@@ -720,9 +720,17 @@ static double rate(const rlab_stress_report *r)
     return r->seconds > 0 ? (double)r->trials / r->seconds : 0;
 }
 
+/* STALE is one extra sample, not a trial: it has no frequency (0). */
+static bool is_stale_row(const rlab_stress_report *r, const entry *e)
+{
+    return r->stale && !strcmp(e->key, "STALE");
+}
+
 static double freq(const rlab_stress_report *r, const entry *e)
 {
-    return r->trials ? (double)e->samples / (double)r->trials : 0;
+    if (!r->trials || is_stale_row(r, e))
+        return 0;
+    return (double)e->samples / (double)r->trials;
 }
 
 static void print_json(const rlab_stress_report *r, FILE *f)
@@ -782,9 +790,13 @@ void rlab_stress_print(const rlab_stress_report *r, FILE *f, bool json)
         const char *mark = e->samples && e->expect == RLAB_FORBIDDEN ? "!"
                            : e->samples && e->expect == RLAB_INTERESTING ? "*"
                                                                          : " ";
-        fprintf(f, "%s %-*s  %12llu  %8.4f%%  %-11s  %s\n", mark, kw, e->key,
-                e->samples, 100.0 * freq(r, e), expect_name(e->expect),
-                e->description);
+        char pct[16];
+        if (is_stale_row(r, e))
+            snprintf(pct, sizeof pct, "-");
+        else
+            snprintf(pct, sizeof pct, "%.4f%%", 100.0 * freq(r, e));
+        fprintf(f, "%s %-*s  %12llu  %9s  %-11s  %s\n", mark, kw, e->key,
+                e->samples, pct, expect_name(e->expect), e->description);
     }
     char rbuf[32];
     human_rate(rate(r), rbuf, sizeof rbuf);
