@@ -14,6 +14,7 @@
 #include "racelab/threading.h"
 #include "racelab/queue.h"
 #include "racelab/futures.h"
+#include "racelab/multiprocessing.h"
 #include "racelab/stress.h"
 
 #endif
