@@ -2,10 +2,16 @@
 
 #include "rlab_test.h"
 
+#include <dirent.h>
+#include <poll.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 long rlab_test_scaled(long n)
 {
@@ -39,6 +45,17 @@ void *rlab_test_join(rlab_thread *t)
     return result;
 }
 
+TCase *rlab_test_tcase(const char *name, void (*setup)(void),
+                       void (*teardown)(void), double timeout)
+{
+    TCase *tc = tcase_create(name);
+    if (setup || teardown)
+        tcase_add_checked_fixture(tc, setup, teardown);
+    if (timeout > 0)
+        tcase_set_timeout(tc, timeout);
+    return tc;
+}
+
 int rlab_test_main(Suite *s)
 {
     SRunner *sr = srunner_create(s);
@@ -56,11 +73,10 @@ void rlab_test_sleep(double seconds)
         ;
 }
 
-/* The scheduler state of one of our threads: 'R', 'S' ... or '?'. */
-static char thread_state(long tid)
+char rlab_test_task_state(long id)
 {
     char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/self/task/%ld/stat", tid);
+    snprintf(path, sizeof path, "/proc/%ld/stat", id);
     FILE *f = fopen(path, "r");
     if (!f)
         return '?';
@@ -74,7 +90,7 @@ static char thread_state(long tid)
 void rlab_test_wait_blocked(long tid, const atomic_bool *done, const int *rc)
 {
     double t0 = rlab_test_now();
-    while (!atomic_load(done) && thread_state(tid) != 'S') {
+    while (!atomic_load(done) && rlab_test_task_state(tid) != 'S') {
         ck_assert_msg(rlab_test_now() - t0 < RLAB_GUARD,
                       "the call neither returned nor slept");
         sched_yield();
@@ -88,4 +104,87 @@ void rlab_test_assert_not_at_guard(double elapsed)
 {
     ck_assert_msg(elapsed < RLAB_GUARD * 0.9,
                   "the call returned only at its guard: a lost wake-up");
+}
+
+int rlab_test_fd_count(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    ck_assert_ptr_nonnull(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n - 1; /* the directory's own descriptor */
+}
+
+void rlab_test_assert_no_children(void)
+{
+    int st;
+    errno = 0;
+    pid_t p = waitpid(-1, &st, WNOHANG);
+    ck_assert_msg(p == -1 && errno == ECHILD,
+                  "a child process is left after the test (waitpid gave %d)",
+                  (int)p);
+}
+
+void rlab_test_assert_no_zombies(void)
+{
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    int r = waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT);
+    ck_assert_msg((r < 0 && errno == ECHILD) || (r == 0 && si.si_pid == 0),
+                  "child %d was left a zombie", (int)si.si_pid);
+}
+
+pid_t rlab_test_fork(void)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
+    if (pid == 0)
+        alarm(60); /* a hung child dies instead of hanging the test */
+    return pid;
+}
+
+pid_t rlab_test_reap_any(const pid_t *pids, int n, int *status)
+{
+    enum { MAX = 64 };
+    ck_assert_int_le(n, MAX);
+    struct pollfd p[MAX];
+    for (int i = 0; i < n; i++) {
+        int fd = (int)syscall(SYS_pidfd_open, pids[i], 0);
+        ck_assert_msg(fd >= 0, "pidfd_open: %s", strerror(errno));
+        p[i] = (struct pollfd){.fd = fd, .events = POLLIN};
+    }
+    int r;
+    do
+        r = poll(p, (nfds_t)n, (int)(RLAB_GUARD * 1000));
+    while (r < 0 && errno == EINTR);
+    pid_t got = -1;
+    for (int i = 0; i < n; i++) {
+        if (got < 0 && r > 0 && (p[i].revents & POLLIN))
+            got = pids[i];
+        close(p[i].fd);
+    }
+    ck_assert_msg(got > 0, "no child exited within the guard");
+    ck_assert_int_eq(waitpid(got, status, 0), got);
+    return got;
+}
+
+int rlab_test_reap(pid_t pid)
+{
+    int st = 0;
+    rlab_test_reap_any(&pid, 1, &st);
+    return st;
+}
+
+void rlab_test_expect_exit(pid_t pid, int code)
+{
+    int st = rlab_test_reap(pid);
+    ck_assert_msg(WIFEXITED(st), "child %d was killed by signal %d", (int)pid,
+                  WIFSIGNALED(st) ? WTERMSIG(st) : -1);
+    ck_assert_msg(WEXITSTATUS(st) == code, "child %d exited with %d, want %d",
+                  (int)pid, WEXITSTATUS(st), code);
 }

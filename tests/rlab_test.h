@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "racelab.h"
 
@@ -51,10 +52,49 @@ void rlab_test_wait_blocked(long tid, const atomic_bool *done, const int *rc);
  * call's last check at its deadline would hide. */
 void rlab_test_assert_not_at_guard(double elapsed);
 
+/* A test case with a checked fixture (setup, teardown: either may be NULL)
+ * and, if timeout > 0, that timeout in seconds instead of Check's. */
+TCase *rlab_test_tcase(const char *name, void (*setup)(void),
+                       void (*teardown)(void), double timeout);
+
 /* Runs one suite with Check and returns the process exit status. */
 int rlab_test_main(Suite *s);
 
 /* Sleeps; only for tests where the passing of time is what is tested. */
 void rlab_test_sleep(double seconds);
+
+/* ---- processes: the hygiene every process test checks, and fork children.
+ * A child never calls ck_assert: it reports through its exit status. */
+
+/* The number of open descriptors of this process (/proc/self/fd, not
+ * counting the one that reads it). */
+int rlab_test_fd_count(void);
+
+/* Fails the test if this process has a child at all, running or a zombie
+ * (a zombie found is reaped on the way). */
+void rlab_test_assert_no_children(void);
+
+/* Fails the test if a child exited and was not reaped; running children
+ * (such as a forkserver that lives until exit) are allowed, and nothing is
+ * reaped. */
+void rlab_test_assert_no_zombies(void);
+
+/* The scheduler state ('R', 'S' ...) of a process or thread id, or '?'. */
+char rlab_test_task_state(long id);
+
+/* fflush(NULL), then fork(); fails the test if fork fails.  The child gets
+ * an alarm(60), so a hung child dies instead of hanging the test. */
+pid_t rlab_test_fork(void);
+
+/* Waits (within RLAB_GUARD) until one of the n children in pids exits,
+ * reaps it, stores its wait status and returns its pid; fails the test if
+ * none exits in time. */
+pid_t rlab_test_reap_any(const pid_t *pids, int n, int *status);
+
+/* rlab_test_reap_any for one child: returns its wait status. */
+int rlab_test_reap(pid_t pid);
+
+/* Reaps pid (within RLAB_GUARD) and fails unless it exited with `code`. */
+void rlab_test_expect_exit(pid_t pid, int code);
 
 #endif

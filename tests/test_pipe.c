@@ -20,7 +20,6 @@
  * in the test where time is what is tested (one deadline for a message
  * arriving in pieces).
  */
-#include <dirent.h>
 #include <fcntl.h>
 #include <math.h>
 #include <poll.h>
@@ -45,33 +44,20 @@
 
 /* ------------------------------------------------------------ hygiene --- */
 
-static int fd_count(void)
+/* The fixture of every test case: the descriptor count at the start, and
+ * at the end the same count and no child left. */
+static int hygiene_fds;
+
+static void hygiene_begin(void)
 {
-    DIR *d = opendir("/proc/self/fd");
-    ck_assert_ptr_nonnull(d);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n - 1; /* the directory's own descriptor */
+    hygiene_fds = rlab_test_fd_count();
 }
 
-static void assert_no_children(void)
+static void hygiene_end(void)
 {
-    int st;
-    pid_t p = waitpid(-1, &st, WNOHANG);
-    ck_assert_msg(p == -1 && errno == ECHILD, "a child process is left (%d)",
-                  (int)p);
+    ck_assert_int_eq(rlab_test_fd_count(), hygiene_fds);
+    rlab_test_assert_no_children();
 }
-
-#define HYGIENE_BEGIN int hygiene_fds_ = fd_count()
-#define HYGIENE_END                                                            \
-    do {                                                                       \
-        ck_assert_int_eq(fd_count(), hygiene_fds_);                            \
-        assert_no_children();                                                  \
-    } while (0)
 
 /* ------------------------------------------------------------ helpers --- */
 
@@ -205,6 +191,31 @@ static void *big_receiver(void *p)
     return NULL;
 }
 
+/* Another thread sends BIG bytes of pattern `seed` on `from` while this
+ * one receives them on `to`. */
+static void big_to_this_thread(rlab_conn *from, rlab_conn *to, unsigned seed)
+{
+    big_arg s = {.c = from, .len = BIG, .seed = seed};
+    rlab_thread *t = rlab_test_spawn(big_sender, &s);
+    recv_pattern(to, BIG, seed);
+    rlab_test_join(t);
+    ck_assert_rc(s.rc, 0);
+}
+
+/* This thread sends BIG bytes of pattern `seed` on `from` while another
+ * receives them on `to`. */
+static void big_from_this_thread(rlab_conn *from, rlab_conn *to,
+                                 unsigned seed)
+{
+    big_arg r = {.c = to, .len = BIG, .seed = seed};
+    rlab_thread *t = rlab_test_spawn(big_receiver, &r);
+    unsigned char *buf = pattern_new(BIG, seed);
+    ck_assert_rc(rlab_conn_send(from, buf, BIG), 0);
+    free(buf);
+    rlab_test_join(t);
+    ck_assert_rc(r.rc, 0);
+}
+
 /* ---- processes */
 
 /* A failed check in a child: the exit status names the source line. */
@@ -214,52 +225,13 @@ static void *big_receiver(void *p)
             _exit(1 + __LINE__ % 254);                                         \
     } while (0)
 
-static pid_t fork_child(void)
-{
-    fflush(NULL);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0)
-        alarm(60); /* a hung child dies instead of hanging the test */
-    return pid;
-}
-
-static void reap_ok(pid_t pid)
-{
-    int st = 0;
-    pid_t r;
-    do
-        r = waitpid(pid, &st, 0);
-    while (r == -1 && errno == EINTR);
-    ck_assert_int_eq(r, pid);
-    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
-                  "child failed: %s %d (a failed check: line %% 254 + 1)",
-                  WIFEXITED(st) ? "exit" : "signal",
-                  WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
-}
-
-/* The scheduler state of process pid ('S' sleeping ...) or '?'. */
-static char proc_state(pid_t pid)
-{
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return '?';
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')');
-    return p && p[1] == ' ' ? p[2] : '?';
-}
-
 /* Waits (up to RLAB_GUARD) until the child sleeps in the kernel, so the
  * call it announced is waiting.  An observation, not a timing guess: if it
  * cannot be made the test still checks every result. */
 static void await_sleeping(pid_t pid)
 {
     double end = rlab_test_now() + RLAB_GUARD;
-    while (proc_state(pid) != 'S' && rlab_test_now() < end)
+    while (rlab_test_task_state(pid) != 'S' && rlab_test_now() < end)
         sched_yield();
 }
 
@@ -285,7 +257,6 @@ static void fifo_place_remove(fifo_place *f)
 
 START_TEST(duplex_round_trip_of_small_empty_and_binary_messages_both_ways)
 {
-    HYGIENE_BEGIN;
     rlab_conn *a = NULL, *b = NULL;
     ck_assert_rc(rlab_pipe(true, &a, &b), 0);
     ck_assert_ptr_nonnull(a);
@@ -307,7 +278,6 @@ START_TEST(duplex_round_trip_of_small_empty_and_binary_messages_both_ways)
     ck_assert_rc(rlab_conn_poll(b, 0), ETIMEDOUT);
     rlab_conn_close(a);
     rlab_conn_close(b);
-    HYGIENE_END;
 }
 END_TEST
 
@@ -335,7 +305,6 @@ static void *many_sender(void *p)
 
 START_TEST(many_messages_keep_their_order_and_boundaries)
 {
-    HYGIENE_BEGIN;
     for (int duplex = 0; duplex < 2; duplex++) {
         rlab_conn *r, *w;
         ck_assert_rc(rlab_pipe(duplex, &r, &w), 0);
@@ -349,54 +318,32 @@ START_TEST(many_messages_keep_their_order_and_boundaries)
         rlab_conn_close(r);
         rlab_conn_close(w);
     }
-    HYGIENE_END;
 }
 END_TEST
 
 START_TEST(message_of_8_mib_crosses_a_duplex_pipe_both_ways)
 {
-    HYGIENE_BEGIN;
     rlab_conn *a, *b;
     ck_assert_rc(rlab_pipe(true, &a, &b), 0);
-    /* a -> b: another thread sends while this one receives. */
-    big_arg s = {.c = a, .len = BIG, .seed = 1};
-    rlab_thread *t = rlab_test_spawn(big_sender, &s);
-    recv_pattern(b, BIG, 1);
-    rlab_test_join(t);
-    ck_assert_rc(s.rc, 0);
-    /* b -> a: another thread receives while this one sends. */
-    big_arg r = {.c = a, .len = BIG, .seed = 2};
-    t = rlab_test_spawn(big_receiver, &r);
-    unsigned char *buf = pattern_new(BIG, 2);
-    ck_assert_rc(rlab_conn_send(b, buf, BIG), 0);
-    free(buf);
-    rlab_test_join(t);
-    ck_assert_rc(r.rc, 0);
+    big_to_this_thread(a, b, 1);   /* a -> b */
+    big_from_this_thread(b, a, 2); /* b -> a */
     rlab_conn_close(a);
     rlab_conn_close(b);
-    HYGIENE_END;
 }
 END_TEST
 
 START_TEST(message_of_8_mib_crosses_a_one_way_pipe)
 {
-    HYGIENE_BEGIN;
     rlab_conn *r, *w;
     ck_assert_rc(rlab_pipe(false, &r, &w), 0);
-    big_arg s = {.c = w, .len = BIG, .seed = 3};
-    rlab_thread *t = rlab_test_spawn(big_sender, &s);
-    recv_pattern(r, BIG, 3);
-    rlab_test_join(t);
-    ck_assert_rc(s.rc, 0);
+    big_to_this_thread(w, r, 3);
     rlab_conn_close(r);
     rlab_conn_close(w);
-    HYGIENE_END;
 }
 END_TEST
 
 START_TEST(one_way_pipe_has_a_receiving_end_and_a_sending_end)
 {
-    HYGIENE_BEGIN;
     rlab_conn *r, *w;
     ck_assert_rc(rlab_pipe(false, &r, &w), 0);
     void *data = NULL;
@@ -415,13 +362,11 @@ START_TEST(one_way_pipe_has_a_receiving_end_and_a_sending_end)
     ck_assert_rc(rlab_conn_poll(r, 0), ETIMEDOUT);
     rlab_conn_close(r);
     rlab_conn_close(w);
-    HYGIENE_END;
 }
 END_TEST
 
 START_TEST(descriptors_are_close_on_exec_sockets_when_duplex_pipes_otherwise)
 {
-    HYGIENE_BEGIN;
     for (int duplex = 0; duplex < 2; duplex++) {
         rlab_conn *a, *b;
         ck_assert_rc(rlab_pipe(duplex, &a, &b), 0);
@@ -441,7 +386,6 @@ START_TEST(descriptors_are_close_on_exec_sockets_when_duplex_pipes_otherwise)
         rlab_conn_close(a);
         rlab_conn_close(b);
     }
-    HYGIENE_END;
 }
 END_TEST
 
@@ -470,7 +414,6 @@ static void *echo_receiver(void *p)
 
 START_TEST(one_thread_sends_while_another_receives_on_one_duplex_end)
 {
-    HYGIENE_BEGIN;
     rlab_conn *a, *b;
     ck_assert_rc(rlab_pipe(true, &a, &b), 0);
     int n = (int)rlab_test_scaled(3000);
@@ -491,7 +434,6 @@ START_TEST(one_thread_sends_while_another_receives_on_one_duplex_end)
     ck_assert_rc(r.rc, 0);
     rlab_conn_close(a);
     rlab_conn_close(b);
-    HYGIENE_END;
 }
 END_TEST
 
@@ -503,7 +445,6 @@ static bool fd_readable(rlab_conn *c)
 
 START_TEST(read_ahead_shows_in_conn_buffered_not_on_the_descriptor)
 {
-    HYGIENE_BEGIN;
     for (int duplex = 0; duplex < 2; duplex++) {
         rlab_conn *r, *w;
         ck_assert_rc(rlab_pipe(duplex, &r, &w), 0);
@@ -539,7 +480,6 @@ START_TEST(read_ahead_shows_in_conn_buffered_not_on_the_descriptor)
         ck_assert(!rlab__conn_buffered(NULL));
         rlab_conn_close(r);
     }
-    HYGIENE_END;
 }
 END_TEST
 
@@ -598,7 +538,6 @@ static void *storm_signaller(void *p)
 
 START_TEST(signals_interrupting_send_and_recv_lose_no_byte)
 {
-    HYGIENE_BEGIN;
     struct sigaction sa = {.sa_handler = on_usr1}, old;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = 0; /* no SA_RESTART */
@@ -628,7 +567,6 @@ START_TEST(signals_interrupting_send_and_recv_lose_no_byte)
         rlab_conn_close(w);
     }
     ck_assert_int_eq(sigaction(SIGUSR1, &old, NULL), 0);
-    HYGIENE_END;
 }
 END_TEST
 
@@ -636,7 +574,6 @@ END_TEST
 
 START_TEST(poll_times_out_then_sees_a_message_without_consuming_it)
 {
-    HYGIENE_BEGIN;
     for (int duplex = 0; duplex < 2; duplex++) {
         rlab_conn *r, *w;
         ck_assert_rc(rlab_pipe(duplex, &r, &w), 0);
@@ -663,13 +600,11 @@ START_TEST(poll_times_out_then_sees_a_message_without_consuming_it)
         rlab_conn_close(r);
         rlab_conn_close(w);
     }
-    HYGIENE_END;
 }
 END_TEST
 
 START_TEST(poll_is_ready_only_once_a_whole_header_is_there)
 {
-    HYGIENE_BEGIN;
     for (int duplex = 0; duplex < 2; duplex++) {
         rlab_conn *r, *w;
         ck_assert_rc(rlab_pipe(duplex, &r, &w), 0);
@@ -690,7 +625,6 @@ START_TEST(poll_is_ready_only_once_a_whole_header_is_there)
         rlab_conn_close(r);
         rlab_conn_close(w);
     }
-    HYGIENE_END;
 }
 END_TEST
 
@@ -713,7 +647,6 @@ static void *poller(void *p)
 
 START_TEST(poll_wakes_when_a_message_arrives)
 {
-    HYGIENE_BEGIN;
     for (int duplex = 0; duplex < 2; duplex++) {
         rlab_conn *r, *w;
         ck_assert_rc(rlab_pipe(duplex, &r, &w), 0);
@@ -728,13 +661,11 @@ START_TEST(poll_wakes_when_a_message_arrives)
         rlab_conn_close(r);
         rlab_conn_close(w);
     }
-    HYGIENE_END;
 }
 END_TEST
 
 START_TEST(recv_times_out_and_loses_nothing)
 {
-    HYGIENE_BEGIN;
     for (int duplex = 0; duplex < 2; duplex++) {
         rlab_conn *r, *w;
         ck_assert_rc(rlab_pipe(duplex, &r, &w), 0);
@@ -762,13 +693,11 @@ START_TEST(recv_times_out_and_loses_nothing)
         rlab_conn_close(r);
         rlab_conn_close(w);
     }
-    HYGIENE_END;
 }
 END_TEST
 
 START_TEST(recv_timing_out_mid_message_keeps_it_for_the_next_recv)
 {
-    HYGIENE_BEGIN;
     for (int duplex = 0; duplex < 2; duplex++) {
         rlab_conn *r, *w;
         ck_assert_rc(rlab_pipe(duplex, &r, &w), 0);
@@ -798,7 +727,6 @@ START_TEST(recv_timing_out_mid_message_keeps_it_for_the_next_recv)
         rlab_conn_close(r);
         rlab_conn_close(w);
     }
-    HYGIENE_END;
 }
 END_TEST
 
@@ -832,7 +760,6 @@ static void *dribbler(void *p)
 
 START_TEST(one_deadline_covers_a_message_arriving_in_pieces)
 {
-    HYGIENE_BEGIN;
     for (int duplex = 0; duplex < 2; duplex++) {
         rlab_conn *r, *w;
         ck_assert_rc(rlab_pipe(duplex, &r, &w), 0);
@@ -855,7 +782,6 @@ START_TEST(one_deadline_covers_a_message_arriving_in_pieces)
         rlab_conn_close(r);
         rlab_conn_close(w);
     }
-    HYGIENE_END;
 }
 END_TEST
 
@@ -863,7 +789,6 @@ END_TEST
 
 START_TEST(eof_comes_after_every_buffered_message_and_stays)
 {
-    HYGIENE_BEGIN;
     for (int duplex = 0; duplex < 2; duplex++) {
         rlab_conn *r, *w;
         ck_assert_rc(rlab_pipe(duplex, &r, &w), 0);
@@ -886,13 +811,11 @@ START_TEST(eof_comes_after_every_buffered_message_and_stays)
         ck_assert_ptr_null(data);
         rlab_conn_close(r);
     }
-    HYGIENE_END;
 }
 END_TEST
 
 START_TEST(a_message_cut_short_by_the_peers_close_is_eof)
 {
-    HYGIENE_BEGIN;
     for (int duplex = 0; duplex < 2; duplex++) {
         for (int in_header = 0; in_header < 2; in_header++) {
             rlab_conn *r, *w;
@@ -912,13 +835,11 @@ START_TEST(a_message_cut_short_by_the_peers_close_is_eof)
             rlab_conn_close(r);
         }
     }
-    HYGIENE_END;
 }
 END_TEST
 
 START_TEST(a_peer_closing_with_data_unread_still_reads_as_eof)
 {
-    HYGIENE_BEGIN;
     /* An AF_UNIX socket closed with unread data resets its peer
      * (ECONNRESET): the peer still gets what was sent to it, then EOF. */
     rlab_conn *a, *b;
@@ -935,13 +856,11 @@ START_TEST(a_peer_closing_with_data_unread_still_reads_as_eof)
     ck_assert_rc(rlab_conn_recv(a, RLAB_GUARD, &data, &len), RLAB_EEOF);
     ck_assert_rc(rlab_conn_send(a, "late", 4), RLAB_EEOF);
     rlab_conn_close(a);
-    HYGIENE_END;
 }
 END_TEST
 
 START_TEST(send_to_a_closed_peer_is_eeof_and_sigpipe_does_not_kill)
 {
-    HYGIENE_BEGIN;
     /* The default action of SIGPIPE is to end the process: make sure that
      * is what a stray one would do here. */
     struct sigaction dfl = {.sa_handler = SIG_DFL}, old;
@@ -964,13 +883,11 @@ START_TEST(send_to_a_closed_peer_is_eeof_and_sigpipe_does_not_kill)
     }
     free(big);
     ck_assert_int_eq(sigaction(SIGPIPE, &old, NULL), 0);
-    HYGIENE_END;
 }
 END_TEST
 
 START_TEST(a_sigpipe_the_caller_has_pending_stays_pending)
 {
-    HYGIENE_BEGIN;
     sigset_t pipe_set, old;
     sigemptyset(&pipe_set);
     sigaddset(&pipe_set, SIGPIPE);
@@ -993,13 +910,11 @@ START_TEST(a_sigpipe_the_caller_has_pending_stays_pending)
     ck_assert(!sigpipe_pending());
     rlab_conn_close(w);
     ck_assert_int_eq(pthread_sigmask(SIG_SETMASK, &old, NULL), 0);
-    HYGIENE_END;
 }
 END_TEST
 
 START_TEST(a_peer_closing_during_a_large_send_ends_it_with_eeof)
 {
-    HYGIENE_BEGIN;
     struct sigaction dfl = {.sa_handler = SIG_DFL}, old;
     sigemptyset(&dfl.sa_mask);
     ck_assert_int_eq(sigaction(SIGPIPE, &dfl, &old), 0);
@@ -1017,7 +932,6 @@ START_TEST(a_peer_closing_during_a_large_send_ends_it_with_eeof)
         rlab_conn_close(w);
     }
     ck_assert_int_eq(sigaction(SIGPIPE, &old, NULL), 0);
-    HYGIENE_END;
 }
 END_TEST
 
@@ -1025,7 +939,6 @@ END_TEST
 
 START_TEST(send_beyond_the_maximum_is_emsgsize_and_writes_nothing)
 {
-    HYGIENE_BEGIN;
     for (int duplex = 0; duplex < 2; duplex++) {
         rlab_conn *r, *w;
         ck_assert_rc(rlab_pipe(duplex, &r, &w), 0);
@@ -1047,13 +960,11 @@ START_TEST(send_beyond_the_maximum_is_emsgsize_and_writes_nothing)
         rlab_conn_close(r);
         rlab_conn_close(w);
     }
-    HYGIENE_END;
 }
 END_TEST
 
 START_TEST(recv_drops_an_oversized_message_and_the_next_arrives_intact)
 {
-    HYGIENE_BEGIN;
     for (int duplex = 0; duplex < 2; duplex++) {
         rlab_conn *r, *w;
         ck_assert_rc(rlab_pipe(duplex, &r, &w), 0);
@@ -1083,13 +994,11 @@ START_TEST(recv_drops_an_oversized_message_and_the_next_arrives_intact)
         rlab_conn_close(r);
         rlab_conn_close(w);
     }
-    HYGIENE_END;
 }
 END_TEST
 
 START_TEST(an_oversized_message_cut_by_a_timeout_is_still_dropped_whole)
 {
-    HYGIENE_BEGIN;
     for (int duplex = 0; duplex < 2; duplex++) {
         rlab_conn *r, *w;
         ck_assert_rc(rlab_pipe(duplex, &r, &w), 0);
@@ -1110,13 +1019,11 @@ START_TEST(an_oversized_message_cut_by_a_timeout_is_still_dropped_whole)
         rlab_conn_close(r);
         rlab_conn_close(w);
     }
-    HYGIENE_END;
 }
 END_TEST
 
 START_TEST(set_max_message_rejects_zero_and_null_and_changes_nothing)
 {
-    HYGIENE_BEGIN;
     rlab_conn *a, *b;
     ck_assert_rc(rlab_pipe(true, &a, &b), 0);
     ck_assert_rc(rlab_conn_set_max_message(a, 10), 0);
@@ -1130,7 +1037,6 @@ START_TEST(set_max_message_rejects_zero_and_null_and_changes_nothing)
     recv_str(b, "any size");
     rlab_conn_close(a);
     rlab_conn_close(b);
-    HYGIENE_END;
 }
 END_TEST
 
@@ -1138,14 +1044,13 @@ END_TEST
 
 START_TEST(bad_arguments_are_einval_without_side_effects)
 {
-    HYGIENE_BEGIN;
     rlab_conn *a = NULL, *b = NULL;
     ck_assert_rc(rlab_pipe(true, NULL, &b), EINVAL);
     ck_assert_rc(rlab_pipe(false, &a, NULL), EINVAL);
     ck_assert_rc(rlab_pipe(true, &a, &a), EINVAL);
     ck_assert_ptr_null(a);
     ck_assert_ptr_null(b);
-    ck_assert_int_eq(fd_count(), hygiene_fds_);
+    ck_assert_int_eq(rlab_test_fd_count(), hygiene_fds);
 
     ck_assert_rc(rlab_pipe(true, &a, &b), 0);
     ck_assert_rc(rlab_conn_send(NULL, "x", 1), EINVAL);
@@ -1171,13 +1076,11 @@ START_TEST(bad_arguments_are_einval_without_side_effects)
     rlab_conn_close(NULL);
     rlab_conn_close(a);
     rlab_conn_close(b);
-    HYGIENE_END;
 }
 END_TEST
 
 START_TEST(an_end_whose_descriptor_was_closed_is_ebadf)
 {
-    HYGIENE_BEGIN;
     for (int duplex = 0; duplex < 2; duplex++) {
         rlab_conn *r, *w;
         ck_assert_rc(rlab_pipe(duplex, &r, &w), 0);
@@ -1206,13 +1109,11 @@ START_TEST(an_end_whose_descriptor_was_closed_is_ebadf)
         rlab_conn_close(r);
         rlab_conn_close(w);
     }
-    HYGIENE_END;
 }
 END_TEST
 
 START_TEST(an_adopted_descriptor_is_a_working_connection)
 {
-    HYGIENE_BEGIN;
     /* A pipe's write end: adopted, it must be recognised as a pipe (its
      * SIGPIPE guarded) and not taken for a socket. */
     rlab_conn *r, *w;
@@ -1252,7 +1153,6 @@ START_TEST(an_adopted_descriptor_is_a_working_connection)
     ck_assert_int_eq(errno, EBADF);
     ck_assert_ptr_null(rlab__conn_adopt(0, false, false));
     ck_assert_int_eq(errno, EINVAL);
-    HYGIENE_END;
 }
 END_TEST
 
@@ -1260,10 +1160,9 @@ END_TEST
 
 START_TEST(messages_cross_to_a_fork_child_and_back)
 {
-    HYGIENE_BEGIN;
     rlab_conn *a, *b;
     ck_assert_rc(rlab_pipe(true, &a, &b), 0);
-    pid_t pid = fork_child();
+    pid_t pid = rlab_test_fork();
     if (pid == 0) {
         /* Echoes every message with its bytes inverted, until EOF. */
         rlab_conn_close(a);
@@ -1295,17 +1194,15 @@ START_TEST(messages_cross_to_a_fork_child_and_back)
         free(msg);
     }
     rlab_conn_close(a); /* the child sees EOF and exits */
-    reap_ok(pid);
-    HYGIENE_END;
+    rlab_test_expect_exit(pid, 0);
 }
 END_TEST
 
 START_TEST(a_one_way_pipe_from_a_fork_child_ends_in_eof_when_it_exits)
 {
-    HYGIENE_BEGIN;
     rlab_conn *r, *w;
     ck_assert_rc(rlab_pipe(false, &r, &w), 0);
-    pid_t pid = fork_child();
+    pid_t pid = rlab_test_fork();
     if (pid == 0) {
         rlab_conn_close(r);
         unsigned char *big = malloc(BIG);
@@ -1324,9 +1221,8 @@ START_TEST(a_one_way_pipe_from_a_fork_child_ends_in_eof_when_it_exits)
     void *data = NULL;
     size_t len = 0;
     ck_assert_rc(rlab_conn_recv(r, RLAB_GUARD, &data, &len), RLAB_EEOF);
-    reap_ok(pid);
+    rlab_test_expect_exit(pid, 0);
     rlab_conn_close(r);
-    HYGIENE_END;
 }
 END_TEST
 
@@ -1406,37 +1302,34 @@ static void fifo_parent_write(const char *path)
 
 START_TEST(a_fifo_carries_messages_between_two_processes_either_way)
 {
-    HYGIENE_BEGIN;
     fifo_place f;
     fifo_place_make(&f);
     /* The child writes, this process reads. */
-    pid_t pid = fork_child();
+    pid_t pid = rlab_test_fork();
     if (pid == 0) {
         fifo_child_write(f.path, NULL);
         _exit(0);
     }
     fifo_parent_read(f.path);
-    reap_ok(pid);
+    rlab_test_expect_exit(pid, 0);
     struct stat st;
     ck_assert_int_eq(stat(f.path, &st), 0);
     ck_assert(S_ISFIFO(st.st_mode));
     ck_assert_int_eq(st.st_mode & 0777, 0600);
     /* The FIFO is reused: this process writes, the child reads. */
-    pid = fork_child();
+    pid = rlab_test_fork();
     if (pid == 0) {
         fifo_child_read(f.path, NULL);
         _exit(0);
     }
     fifo_parent_write(f.path);
-    reap_ok(pid);
+    rlab_test_expect_exit(pid, 0);
     fifo_place_remove(&f);
-    HYGIENE_END;
 }
 END_TEST
 
 START_TEST(fifo_opens_wait_for_the_peer_on_either_side)
 {
-    HYGIENE_BEGIN;
     fifo_place f;
     fifo_place_make(&f);
     for (int child_writes = 0; child_writes < 2; child_writes++) {
@@ -1444,7 +1337,7 @@ START_TEST(fifo_opens_wait_for_the_peer_on_either_side)
          * this process opens the other side. */
         rlab_conn *ready_r, *ready_w;
         ck_assert_rc(rlab_pipe(false, &ready_r, &ready_w), 0);
-        pid_t pid = fork_child();
+        pid_t pid = rlab_test_fork();
         if (pid == 0) {
             rlab_conn_close(ready_r);
             if (child_writes)
@@ -1460,22 +1353,20 @@ START_TEST(fifo_opens_wait_for_the_peer_on_either_side)
             fifo_parent_read(f.path);
         else
             fifo_parent_write(f.path);
-        reap_ok(pid);
+        rlab_test_expect_exit(pid, 0);
         rlab_conn_close(ready_r);
     }
     fifo_place_remove(&f);
-    HYGIENE_END;
 }
 END_TEST
 
 START_TEST(a_fifo_readers_open_returns_once_a_writer_opened_before_any_message)
 {
-    HYGIENE_BEGIN;
     fifo_place f;
     fifo_place_make(&f);
     rlab_conn *opened_r, *opened_w;
     ck_assert_rc(rlab_pipe(false, &opened_r, &opened_w), 0);
-    pid_t pid = fork_child();
+    pid_t pid = rlab_test_fork();
     if (pid == 0) {
         rlab_conn_close(opened_r);
         rlab_conn *r = NULL;
@@ -1497,16 +1388,14 @@ START_TEST(a_fifo_readers_open_returns_once_a_writer_opened_before_any_message)
     recv_str(opened_r, "opened");
     send_str(w, "late");
     rlab_conn_close(w);
-    reap_ok(pid);
+    rlab_test_expect_exit(pid, 0);
     rlab_conn_close(opened_r);
     fifo_place_remove(&f);
-    HYGIENE_END;
 }
 END_TEST
 
 START_TEST(fifo_open_times_out_without_a_peer)
 {
-    HYGIENE_BEGIN;
     fifo_place f;
     fifo_place_make(&f);
     for (int as_writer = 0; as_writer < 2; as_writer++) {
@@ -1521,7 +1410,7 @@ START_TEST(fifo_open_times_out_without_a_peer)
         ck_assert_rc(rlab_fifo_open(f.path, as_writer, 0, &c), ETIMEDOUT);
         ck_assert_double_lt(rlab_test_now() - t0, LATE);
         ck_assert_ptr_null(c);
-        ck_assert_int_eq(fd_count(), hygiene_fds_);
+        ck_assert_int_eq(rlab_test_fd_count(), hygiene_fds);
     }
     /* The FIFO was made (mode 0600) and stays: it is the meeting point. */
     struct stat st;
@@ -1529,13 +1418,11 @@ START_TEST(fifo_open_times_out_without_a_peer)
     ck_assert(S_ISFIFO(st.st_mode));
     ck_assert_int_eq(st.st_mode & 0777, 0600);
     fifo_place_remove(&f);
-    HYGIENE_END;
 }
 END_TEST
 
 START_TEST(fifo_open_rejects_bad_arguments_and_paths_that_are_no_fifo)
 {
-    HYGIENE_BEGIN;
     fifo_place f;
     fifo_place_make(&f);
     rlab_conn *c = NULL;
@@ -1566,7 +1453,6 @@ START_TEST(fifo_open_rejects_bad_arguments_and_paths_that_are_no_fifo)
     ck_assert_rc(rlab_fifo_open(missing, false, 0.05, &c), ENOENT);
     ck_assert_ptr_null(c);
     fifo_place_remove(&f);
-    HYGIENE_END;
 }
 END_TEST
 
@@ -1574,8 +1460,9 @@ int main(void)
 {
     Suite *s = suite_create("pipe");
 
-    TCase *tc = tcase_create("messages");
-    tcase_set_timeout(tc, 120); /* beyond RLAB_GUARD: a guard fails first */
+    /* Every case: the hygiene fixture, and a timeout beyond RLAB_GUARD (a
+     * guard fails first). */
+    TCase *tc = rlab_test_tcase("messages", hygiene_begin, hygiene_end, 120);
     tcase_add_test(
         tc, duplex_round_trip_of_small_empty_and_binary_messages_both_ways);
     tcase_add_test(tc, many_messages_keep_their_order_and_boundaries);
@@ -1590,8 +1477,7 @@ int main(void)
     tcase_add_test(tc, read_ahead_shows_in_conn_buffered_not_on_the_descriptor);
     suite_add_tcase(s, tc);
 
-    tc = tcase_create("timeouts");
-    tcase_set_timeout(tc, 120);
+    tc = rlab_test_tcase("timeouts", hygiene_begin, hygiene_end, 120);
     tcase_add_test(tc, poll_times_out_then_sees_a_message_without_consuming_it);
     tcase_add_test(tc, poll_is_ready_only_once_a_whole_header_is_there);
     tcase_add_test(tc, poll_wakes_when_a_message_arrives);
@@ -1600,8 +1486,7 @@ int main(void)
     tcase_add_test(tc, one_deadline_covers_a_message_arriving_in_pieces);
     suite_add_tcase(s, tc);
 
-    tc = tcase_create("eof");
-    tcase_set_timeout(tc, 120);
+    tc = rlab_test_tcase("eof", hygiene_begin, hygiene_end, 120);
     tcase_add_test(tc, eof_comes_after_every_buffered_message_and_stays);
     tcase_add_test(tc, a_message_cut_short_by_the_peers_close_is_eof);
     tcase_add_test(tc, a_peer_closing_with_data_unread_still_reads_as_eof);
@@ -1610,8 +1495,7 @@ int main(void)
     tcase_add_test(tc, a_peer_closing_during_a_large_send_ends_it_with_eeof);
     suite_add_tcase(s, tc);
 
-    tc = tcase_create("limits");
-    tcase_set_timeout(tc, 120);
+    tc = rlab_test_tcase("limits", hygiene_begin, hygiene_end, 120);
     tcase_add_test(tc, send_beyond_the_maximum_is_emsgsize_and_writes_nothing);
     tcase_add_test(tc,
                    recv_drops_an_oversized_message_and_the_next_arrives_intact);
@@ -1621,15 +1505,13 @@ int main(void)
                    set_max_message_rejects_zero_and_null_and_changes_nothing);
     suite_add_tcase(s, tc);
 
-    tc = tcase_create("arguments");
-    tcase_set_timeout(tc, 120);
+    tc = rlab_test_tcase("arguments", hygiene_begin, hygiene_end, 120);
     tcase_add_test(tc, bad_arguments_are_einval_without_side_effects);
     tcase_add_test(tc, an_end_whose_descriptor_was_closed_is_ebadf);
     tcase_add_test(tc, an_adopted_descriptor_is_a_working_connection);
     suite_add_tcase(s, tc);
 
-    tc = tcase_create("processes");
-    tcase_set_timeout(tc, 120);
+    tc = rlab_test_tcase("processes", hygiene_begin, hygiene_end, 120);
     tcase_add_test(tc, messages_cross_to_a_fork_child_and_back);
     tcase_add_test(tc,
                    a_one_way_pipe_from_a_fork_child_ends_in_eof_when_it_exits);

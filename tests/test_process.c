@@ -25,7 +25,6 @@
  * run a short task and _exit), so even the test that forks while another
  * thread runs is kept under tsan.
  */
-#include <dirent.h>
 #include <fcntl.h>
 #include <math.h>
 #include <poll.h>
@@ -44,19 +43,6 @@ static const rlab_start_method methods[] = {RLAB_START_FORK, RLAB_START_SPAWN,
 #define NMETHODS 3
 
 /* ------------------------------------------------------------- helpers --- */
-
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    ck_assert_ptr_nonnull(d);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n - 1; /* the directory's own fd */
-}
 
 static int fd_base;
 
@@ -92,17 +78,13 @@ static void setup(void)
     int zero = 0;
     ck_assert_int_eq(
         run(exit_with, &zero, sizeof zero, RLAB_START_FORKSERVER, NULL, 0), 0);
-    fd_base = count_fds();
+    fd_base = rlab_test_fd_count();
 }
 
 static void teardown(void)
 {
-    siginfo_t si;
-    memset(&si, 0, sizeof si);
-    int r = waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT);
-    ck_assert_msg((r < 0 && errno == ECHILD) || (r == 0 && si.si_pid == 0),
-                  "child %d was left a zombie", (int)si.si_pid);
-    ck_assert_int_eq(count_fds(), fd_base);
+    rlab_test_assert_no_zombies();
+    ck_assert_int_eq(rlab_test_fd_count(), fd_base);
 }
 
 static void recv_expect(rlab_conn *c, const char *want)
@@ -269,6 +251,14 @@ static int echo(void *arg, void **result)
     }
 }
 
+/* The start method a task got as its arg. */
+static rlab_start_method method_arg(void *arg)
+{
+    rlab_start_method m;
+    memcpy(&m, ((rlab_bytes *)arg)->data, sizeof m);
+    return m;
+}
+
 /* The exit-time scenario: the arg is the start method.  Conn 0 is a
  * write-only end the test reads; two daemon children inherit it, one
  * whose handle this process keeps and one whose handle it frees, and both
@@ -277,9 +267,7 @@ static int echo(void *arg, void **result)
 static int leave_daemons(void *arg, void **result)
 {
     (void)result;
-    rlab_bytes *b = arg;
-    rlab_start_method m;
-    memcpy(&m, b->data, sizeof m);
+    rlab_start_method m = method_arg(arg);
     rlab_conn *w = rlab_process_conn(0);
     default_sigterm(); /* before the daemons inherit it */
     rlab_process_opts o = {
@@ -300,9 +288,7 @@ static int leave_daemons(void *arg, void **result)
 static int leave_non_daemon(void *arg, void **result)
 {
     (void)result;
-    rlab_bytes *b = arg;
-    rlab_start_method m;
-    memcpy(&m, b->data, sizeof m);
+    rlab_start_method m = method_arg(arg);
     rlab_conn *c[2] = {rlab_process_conn(0), rlab_process_conn(1)};
     rlab_process_opts o = {.method = m, .conns = c, .nconns = 2};
     rlab_process *p = rlab_process_new(wait_msg, NULL, 0, &o);
@@ -670,7 +656,7 @@ START_TEST(a_shared_value_made_before_start_is_shared_with_the_child)
     rlab_value *v = rlab_value_new(sizeof(long));
     ck_assert_ptr_nonnull(v);
     /* The arena's fd lives until exit: count it in the baseline. */
-    fd_base = count_fds();
+    fd_base = rlab_test_fd_count();
     ck_assert_rc(rlab_value_set_long(v, 5), 0);
     ck_assert_int_eq(run(add_ten, &v, sizeof v, methods[_i], NULL, 0), 0);
     ck_assert_int_eq(run(add_ten, &v, sizeof v, methods[_i], NULL, 0), 0);
@@ -960,8 +946,7 @@ int main(int argc, char **argv)
     rlab_mp_main(argc, argv);
 
     Suite *s = suite_create("process");
-    TCase *tc = tcase_create("exitcode");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    TCase *tc = rlab_test_tcase("exitcode", setup, teardown, 0);
     tcase_add_loop_test(tc, exitcode_is_the_tasks_return_value, 0, NMETHODS);
     tcase_add_loop_test(tc, terminate_ends_a_blocked_child_with_minus_sigterm,
                         0, NMETHODS);
@@ -973,8 +958,7 @@ int main(int argc, char **argv)
                         0, NMETHODS);
     suite_add_tcase(s, tc);
 
-    tc = tcase_create("lifecycle");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tc = rlab_test_tcase("lifecycle", setup, teardown, 0);
     tcase_add_loop_test(tc, is_alive_is_false_before_start_and_after_join, 0,
                         NMETHODS);
     tcase_add_loop_test(tc, calls_before_start_are_eperm_or_eagain, 0,
@@ -984,8 +968,7 @@ int main(int argc, char **argv)
     tcase_add_test(tc, names_default_to_process_n_and_daemon_is_kept);
     suite_add_tcase(s, tc);
 
-    tc = tcase_create("child");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tc = rlab_test_tcase("child", setup, teardown, 0);
     tcase_add_loop_test(tc, each_method_runs_the_task, 0, NMETHODS);
     tcase_add_loop_test(tc, arg_bytes_arrive_intact_small_empty_and_one_mib, 0,
                         NMETHODS);
@@ -1000,8 +983,7 @@ int main(int argc, char **argv)
         NMETHODS);
     suite_add_tcase(s, tc);
 
-    tc = tcase_create("exit");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tc = rlab_test_tcase("exit", setup, teardown, 0);
     tcase_add_loop_test(
         tc, daemon_children_are_terminated_when_the_parent_exits, 0, NMETHODS);
     tcase_add_loop_test(
@@ -1012,8 +994,7 @@ int main(int argc, char **argv)
     tcase_add_test(tc, a_forkserver_child_outlives_a_killed_server);
     suite_add_tcase(s, tc);
 
-    tc = tcase_create("registry");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tc = rlab_test_tcase("registry", setup, teardown, 0);
     tcase_add_test(tc, the_default_start_method_is_forkserver_and_can_be_set);
     tcase_add_test(tc, bytes_are_copied_and_may_be_empty);
     tcase_add_test(tc, the_registry_finds_tasks_both_ways_and_refuses_clashes);

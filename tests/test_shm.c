@@ -30,7 +30,6 @@
  * so the cross-process tests check results, and the threads test lets it
  * judge the happens-before edges of every primitive inside one process.
  */
-#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
@@ -74,17 +73,6 @@ static pid_t kids[MAX_KIDS];
 static int nkids;
 static int fds_at_start;
 
-static int fd_count(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    ck_assert_ptr_nonnull(d);
-    int n = 0;
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n;
-}
-
 static void forget_kid(pid_t pid)
 {
     for (int i = 0; i < nkids; i++)
@@ -100,7 +88,7 @@ static void setup(void)
      * kept for the life of the process: make it before counting. */
     rlab_plock_free(rlab_plock_new(false));
     nkids = 0;
-    fds_at_start = fd_count();
+    fds_at_start = rlab_test_fd_count();
 }
 
 static void teardown(void)
@@ -111,51 +99,24 @@ static void teardown(void)
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
     }
-    int st;
-    errno = 0;
-    pid_t z = waitpid(-1, &st, WNOHANG);
-    ck_assert_msg(z == -1 && errno == ECHILD,
-                  "a child is left after the test (waitpid gave %d)", (int)z);
-    ck_assert_int_eq(fd_count(), fds_at_start);
+    rlab_test_assert_no_children();
+    ck_assert_int_eq(rlab_test_fd_count(), fds_at_start);
 }
 
 /* fork(), remembering the child so the teardown can end it. */
 static pid_t kid_fork(void)
 {
     ck_assert_int_lt(nkids, MAX_KIDS);
-    pid_t pid = fork();
-    ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
+    pid_t pid = rlab_test_fork();
     if (pid > 0)
         kids[nkids++] = pid;
     return pid;
 }
 
-static int pidfd_of(pid_t pid)
-{
-    int fd = (int)syscall(SYS_pidfd_open, pid, 0);
-    ck_assert_msg(fd >= 0, "pidfd_open: %s", strerror(errno));
-    return fd;
-}
-
-/* Waits (within RLAB_GUARD) until one of the n children exits, reaps it,
- * stores its status and returns its pid. */
+/* rlab_test_reap_any, and the child is no longer the teardown's. */
 static pid_t kid_reap_any(const pid_t *pids, int n, int *status)
 {
-    struct pollfd p[MAX_KIDS];
-    for (int i = 0; i < n; i++)
-        p[i] = (struct pollfd){.fd = pidfd_of(pids[i]), .events = POLLIN};
-    int r;
-    do
-        r = poll(p, (nfds_t)n, (int)(RLAB_GUARD * 1000));
-    while (r < 0 && errno == EINTR);
-    pid_t got = -1;
-    for (int i = 0; i < n; i++) {
-        if (got < 0 && r > 0 && (p[i].revents & POLLIN))
-            got = pids[i];
-        close(p[i].fd);
-    }
-    ck_assert_msg(got > 0, "no child exited within the guard");
-    ck_assert_int_eq(waitpid(got, status, 0), got);
+    pid_t got = rlab_test_reap_any(pids, n, status);
     forget_kid(got);
     return got;
 }
@@ -170,11 +131,8 @@ static int kid_reap(pid_t pid)
 /* Reaps pid and fails unless it exited with `code`. */
 static void kid_expect_exit(pid_t pid, int code)
 {
-    int st = kid_reap(pid);
-    ck_assert_msg(WIFEXITED(st), "child %d was killed by signal %d", (int)pid,
-                  WIFSIGNALED(st) ? WTERMSIG(st) : -1);
-    ck_assert_msg(WEXITSTATUS(st) == code, "child exited with %d, want %d",
-                  WEXITSTATUS(st), code);
+    rlab_test_expect_exit(pid, code);
+    forget_kid(pid);
 }
 
 static void open_pipe(int p[2])
@@ -938,6 +896,32 @@ END_TEST
 
 /* -------------------------------------------------------- condition --- */
 
+/* Forks a child that takes c, says 'w' on up[1], waits on c (until *until
+ * is nonzero, or once if until is NULL), counts itself in *woken (if not
+ * NULL, under c), releases c and exits CHILD_OK.  Returns once the child
+ * said 'w': then it holds c or waits on it, and the parent gets c only
+ * once the child waits. */
+static pid_t fork_cond_waiter(rlab_pcondition *c, int up[2], const long *until,
+                              long *woken)
+{
+    pid_t pid = kid_fork();
+    if (pid == 0) {
+        CHILD_CHECK(rlab_pcondition_acquire(c, RLAB_GUARD) == 0, 1);
+        child_put(up[1], 'w'); /* holding the lock */
+        double t0 = rlab_test_now();
+        do
+            CHILD_CHECK(rlab_pcondition_wait(c, RLAB_GUARD) == 0, 2);
+        while (until && !*until);
+        CHILD_CHECK(rlab_test_now() - t0 < RLAB_GUARD * 0.9, 3);
+        if (woken)
+            ++*woken;
+        CHILD_CHECK(rlab_pcondition_release(c) == 0, 4);
+        _exit(CHILD_OK);
+    }
+    expect_byte(up[0], 'w');
+    return pid;
+}
+
 START_TEST(condition_notify_wakes_a_waiting_child)
 {
     rlab_pcondition *c = rlab_pcondition_new(NULL);
@@ -946,18 +930,7 @@ START_TEST(condition_notify_wakes_a_waiting_child)
     long *ready = rlab_value_ptr(flag);
     int up[2];
     open_pipe(up);
-    pid_t pid = kid_fork();
-    if (pid == 0) {
-        CHILD_CHECK(rlab_pcondition_acquire(c, RLAB_GUARD) == 0, 1);
-        child_put(up[1], 'w'); /* holding the lock */
-        double t0 = rlab_test_now();
-        while (!*ready)
-            CHILD_CHECK(rlab_pcondition_wait(c, RLAB_GUARD) == 0, 2);
-        CHILD_CHECK(rlab_test_now() - t0 < RLAB_GUARD * 0.9, 3);
-        CHILD_CHECK(rlab_pcondition_release(c) == 0, 4);
-        _exit(CHILD_OK);
-    }
-    expect_byte(up[0], 'w');
+    pid_t pid = fork_cond_waiter(c, up, ready, NULL);
     /* The child held the lock when it wrote: the parent gets it only once
      * the child waits. */
     ck_assert_rc(rlab_pcondition_acquire(c, RLAB_GUARD), 0);
@@ -982,19 +955,8 @@ START_TEST(condition_notify_n_wakes_exactly_n_children)
     int up[2];
     open_pipe(up);
     pid_t pids[K];
-    for (int k = 0; k < K; k++) {
-        pids[k] = kid_fork();
-        if (pids[k] == 0) {
-            CHILD_CHECK(rlab_pcondition_acquire(c, RLAB_GUARD) == 0, 1);
-            child_put(up[1], 'w');
-            CHILD_CHECK(rlab_pcondition_wait(c, RLAB_GUARD) == 0, 2);
-            ++*woken;
-            CHILD_CHECK(rlab_pcondition_release(c) == 0, 3);
-            _exit(CHILD_OK);
-        }
-    }
     for (int k = 0; k < K; k++)
-        expect_byte(up[0], 'w');
+        pids[k] = fork_cond_waiter(c, up, NULL, woken);
     ck_assert_rc(rlab_pcondition_acquire(c, RLAB_GUARD), 0); /* all wait */
     ck_assert_rc(rlab_pcondition_notify(c, 2), 0);
     ck_assert_rc(rlab_pcondition_release(c), 0);
@@ -1117,15 +1079,7 @@ START_TEST(condition_notify_skips_a_waiter_that_died)
     ck_assert_rc(rlab_pcondition_release(c), 0);
     ck_assert_int_eq(kill(dead, SIGKILL), 0);
     kid_reap(dead);
-    pid_t live = kid_fork();
-    if (live == 0) {
-        CHILD_CHECK(rlab_pcondition_acquire(c, RLAB_GUARD) == 0, 1);
-        child_put(up[1], 'w');
-        CHILD_CHECK(rlab_pcondition_wait(c, RLAB_GUARD) == 0, 2);
-        CHILD_CHECK(rlab_pcondition_release(c) == 0, 3);
-        _exit(CHILD_OK);
-    }
-    expect_byte(up[0], 'w');
+    pid_t live = fork_cond_waiter(c, up, NULL, NULL);
     ck_assert_rc(rlab_pcondition_acquire(c, RLAB_GUARD), 0);
     ck_assert_rc(rlab_pcondition_notify(c, 1), 0);
     ck_assert_rc(rlab_pcondition_release(c), 0);
@@ -1453,9 +1407,7 @@ int main(int argc, char **argv)
         _exit(import_child_main(argv));
     rlab_mp_main(argc, argv);
     Suite *s = suite_create("shm");
-    TCase *tc = tcase_create("lock_value");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 120);
+    TCase *tc = rlab_test_tcase("lock_value", setup, teardown, 120);
     tcase_add_test(tc, value_add_long_by_two_processes_is_exact);
     tcase_add_test(
         tc, raw_increments_under_the_value_lock_by_two_processes_are_exact);
@@ -1473,9 +1425,7 @@ int main(int argc, char **argv)
         tc, timed_acquire_is_etimedout_while_another_process_holds_the_rlock);
     suite_add_tcase(s, tc);
 
-    tc = tcase_create("robust");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 120);
+    tc = rlab_test_tcase("robust", setup, teardown, 120);
     tcase_add_test(tc, lock_of_a_child_that_exited_holding_it_is_recovered);
     tcase_add_test(tc, lock_of_a_child_killed_holding_it_is_recovered);
     tcase_add_test(tc, rlock_of_a_child_that_exited_holding_it_is_recovered);
@@ -1488,9 +1438,7 @@ int main(int argc, char **argv)
         tc, fault_loop_a_holder_killed_100_times_is_recovered_every_time);
     suite_add_tcase(s, tc);
 
-    tc = tcase_create("semaphore_event");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 120);
+    tc = rlab_test_tcase("semaphore_event", setup, teardown, 120);
     tcase_add_test(tc, semaphore_counts_across_processes);
     tcase_add_test(tc, semaphore_release_wakes_a_child_blocked_in_acquire);
     tcase_add_test(tc, bounded_semaphore_release_past_its_bound_is_eoverflow);
@@ -1500,9 +1448,7 @@ int main(int argc, char **argv)
     tcase_add_test(tc, event_state_is_shared_and_waits_time_out);
     suite_add_tcase(s, tc);
 
-    tc = tcase_create("condition");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 120);
+    tc = rlab_test_tcase("condition", setup, teardown, 120);
     tcase_add_test(tc, condition_notify_wakes_a_waiting_child);
     tcase_add_test(tc, condition_notify_n_wakes_exactly_n_children);
     tcase_add_test(tc, condition_wait_releases_every_level_and_restores_them);
@@ -1511,9 +1457,7 @@ int main(int argc, char **argv)
     tcase_add_test(tc, condition_notify_skips_a_waiter_that_died);
     suite_add_tcase(s, tc);
 
-    tc = tcase_create("arena");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 120);
+    tc = rlab_test_tcase("arena", setup, teardown, 120);
     tcase_add_test(tc, allocator_survives_10000_new_free_cycles);
     tcase_add_test(tc, allocator_fills_and_drains_the_arena_without_leaking);
     tcase_add_test(tc, objects_made_by_a_child_work_in_the_parent);
@@ -1524,9 +1468,7 @@ int main(int argc, char **argv)
 
     /* Last, so that every fork of the suite happens before any thread was
      * ever started (they are joined, but ThreadSanitizer is happiest so). */
-    tc = tcase_create("threads");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 120);
+    tc = rlab_test_tcase("threads", setup, teardown, 120);
     tcase_add_test(tc, objects_also_work_between_threads_of_one_process);
     suite_add_tcase(s, tc);
     return rlab_test_main(s);

@@ -16,7 +16,7 @@
 
 struct rlab_event {
     atomic_uint word;
-    atomic_int waiters;
+    atomic_uint waiters;
 };
 
 rlab_event *rlab_event_new(void)
@@ -38,12 +38,7 @@ void rlab_event_set(rlab_event *e)
 {
     if (!e)
         return;
-    unsigned w = atomic_load(&e->word);
-    do {
-        if (w & 1)
-            return;
-    } while (!atomic_compare_exchange_weak(&e->word, &w, (w + 2) | 1));
-    if (atomic_load(&e->waiters) > 0)
+    if (rlab__genword_set(&e->word) && atomic_load(&e->waiters) > 0)
         rlab__futex_wake(&e->word, INT_MAX);
 }
 
@@ -60,26 +55,6 @@ bool rlab_event_is_set(rlab_event *e)
 
 int rlab_event_wait(rlab_event *e, double timeout)
 {
-    rlab_deadline d;
-    if (!e || rlab__deadline(timeout, &d))
-        return EINVAL;
-    unsigned seen = atomic_load_explicit(&e->word, memory_order_acquire);
-    if (seen & 1)
-        return 0;
-    if (d.kind == RLAB_WAIT_TRY)
-        return ETIMEDOUT;
-    atomic_fetch_add(&e->waiters, 1);
-    seen = atomic_load(&e->word);
-    int rc = 0;
-    /* Only a set() changes the generation bits; a clear() of a clear event
-     * changes nothing, so any change of the word means "was set". */
-    while (!(seen & 1) && atomic_load(&e->word) == seen) {
-        if (rlab__futex_wait(&e->word, seen, &d) == ETIMEDOUT) {
-            unsigned now = atomic_load(&e->word);
-            rc = (now & 1) || now != seen ? 0 : ETIMEDOUT;
-            break;
-        }
-    }
-    atomic_fetch_sub(&e->waiters, 1);
-    return rc;
+    return e ? rlab__genword_wait(&e->word, &e->waiters, timeout, false)
+             : EINVAL;
 }

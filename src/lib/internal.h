@@ -70,6 +70,50 @@ int rlab__futex_wait(atomic_uint *word, unsigned expected,
                      const rlab_deadline *d);
 /* Wakes up to n threads parked on word (INT32_MAX: all). */
 void rlab__futex_wake(atomic_uint *word, int n);
+/* The same pair for a word that other processes share (in the arena of
+ * shm.c): no FUTEX_PRIVATE_FLAG, so the kernel keys the wait by the page. */
+int rlab__futex_wait_shared(atomic_uint *word, unsigned expected,
+                            const rlab_deadline *d);
+void rlab__futex_wake_shared(atomic_uint *word, int n);
+
+/* ---- the generation word of Event and the process-shared Event: bit 0 is
+ * the flag, and every set() advances the generation in the other bits, so
+ * a set() followed at once by a clear() still releases every waiter. ---- */
+
+/* Sets the flag; true if it was clear (the caller wakes any waiters). */
+static inline bool rlab__genword_set(atomic_uint *word)
+{
+    unsigned w = atomic_load(word);
+    do {
+        if (w & 1)
+            return false;
+    } while (!atomic_compare_exchange_weak(word, &w, (w + 2) | 1));
+    return true;
+}
+
+/* The blocking half of a wait, for a caller that saw the flag clear and
+ * may block: counts itself in *waiters (sequentially consistent with the
+ * word, so set() skips the wake only when nobody can be parked) and parks
+ * until the word changes (0) or the deadline passes (ETIMEDOUT).  `shared`
+ * picks the futex kind; it is a constant at each call site. */
+int rlab__genword_park(atomic_uint *word, atomic_uint *waiters,
+                       const rlab_deadline *d, bool shared);
+
+/* Event.wait on a generation word: 0 once the flag is set (or was set while
+ * waiting), ETIMEDOUT, or EINVAL for a bad timeout.  Inline so that the
+ * fast path (flag already set) costs no call and `shared` no branch. */
+static inline int rlab__genword_wait(atomic_uint *word, atomic_uint *waiters,
+                                     double timeout, bool shared)
+{
+    rlab_deadline d;
+    if (rlab__deadline(timeout, &d))
+        return EINVAL;
+    if (atomic_load_explicit(word, memory_order_acquire) & 1)
+        return 0;
+    if (d.kind == RLAB_WAIT_TRY)
+        return ETIMEDOUT;
+    return rlab__genword_park(word, waiters, &d, shared);
+}
 
 /* Short busy-wait hint for spin loops. */
 static inline void rlab__cpu_relax(void)

@@ -46,7 +46,6 @@
  */
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/futex.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdalign.h>
@@ -55,7 +54,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -409,26 +407,6 @@ out:
     return rc;
 }
 
-/* ------------------------------------------------- waiting helpers --- */
-
-/* Futex wait and wake on a word that other processes share: no
- * FUTEX_PRIVATE_FLAG, so the kernel keys the wait by the memfd page. */
-static int sfutex_wait(atomic_uint *word, unsigned expected,
-                       const rlab_deadline *d)
-{
-    if (d->kind == RLAB_WAIT_TRY)
-        return ETIMEDOUT;
-    const struct timespec *at = d->kind == RLAB_WAIT_DEADLINE ? &d->at : NULL;
-    long rc = syscall(SYS_futex, (unsigned *)word, FUTEX_WAIT_BITSET, expected,
-                      at, NULL, FUTEX_BITSET_MATCH_ANY);
-    return rc == -1 && errno == ETIMEDOUT ? ETIMEDOUT : 0;
-}
-
-static void sfutex_wake(atomic_uint *word, int n)
-{
-    syscall(SYS_futex, (unsigned *)word, FUTEX_WAKE, n, NULL, NULL, 0);
-}
-
 static uint64_t my_token(void)
 {
     uint64_t t = t_token;
@@ -669,7 +647,7 @@ int rlab_psemaphore_acquire(rlab_psemaphore *s, double timeout)
             rc = 0;
             break;
         }
-        if (sfutex_wait(&s->value, 0, &d) == ETIMEDOUT) {
+        if (rlab__futex_wait_shared(&s->value, 0, &d) == ETIMEDOUT) {
             rc = sem_take(s) ? 0 : ETIMEDOUT;
             break;
         }
@@ -689,7 +667,7 @@ int rlab_psemaphore_release(rlab_psemaphore *s)
             return EOVERFLOW;
     } while (!atomic_compare_exchange_weak(&s->value, &v, v + 1));
     if (atomic_load(&s->waiters) > 0)
-        sfutex_wake(&s->value, 1);
+        rlab__futex_wake_shared(&s->value, 1);
     return 0;
 }
 
@@ -727,13 +705,8 @@ int rlab_pevent_set(rlab_pevent *e)
 {
     if (!e)
         return EINVAL;
-    unsigned w = atomic_load(&e->word);
-    do {
-        if (w & 1)
-            return 0;
-    } while (!atomic_compare_exchange_weak(&e->word, &w, (w + 2) | 1));
-    if (atomic_load(&e->waiters) > 0)
-        sfutex_wake(&e->word, INT_MAX);
+    if (rlab__genword_set(&e->word) && atomic_load(&e->waiters) > 0)
+        rlab__futex_wake_shared(&e->word, INT_MAX);
     return 0;
 }
 
@@ -752,26 +725,8 @@ bool rlab_pevent_is_set(rlab_pevent *e)
 
 int rlab_pevent_wait(rlab_pevent *e, double timeout)
 {
-    rlab_deadline d;
-    if (!e || rlab__deadline(timeout, &d))
-        return EINVAL;
-    unsigned seen = atomic_load_explicit(&e->word, memory_order_acquire);
-    if (seen & 1)
-        return 0;
-    if (d.kind == RLAB_WAIT_TRY)
-        return ETIMEDOUT;
-    atomic_fetch_add(&e->waiters, 1);
-    seen = atomic_load(&e->word);
-    int rc = 0;
-    while (!(seen & 1) && atomic_load(&e->word) == seen) {
-        if (sfutex_wait(&e->word, seen, &d) == ETIMEDOUT) {
-            unsigned now = atomic_load(&e->word);
-            rc = (now & 1) || now != seen ? 0 : ETIMEDOUT;
-            break;
-        }
-    }
-    atomic_fetch_sub(&e->waiters, 1);
-    return rc;
+    return e ? rlab__genword_wait(&e->word, &e->waiters, timeout, true)
+             : EINVAL;
 }
 
 void rlab_pevent_free(rlab_pevent *e)
@@ -860,7 +815,7 @@ int rlab_pcondition_wait(rlab_pcondition *c, double timeout)
 
     long depth = plock_release_all(l);
     while (atomic_load_explicit(&w->word, memory_order_acquire) == 0)
-        if (sfutex_wait(&w->word, 0, &d) == ETIMEDOUT)
+        if (rlab__futex_wait_shared(&w->word, 0, &d) == ETIMEDOUT)
             break;
     /* Python reacquires without a timeout; so does this. */
     rlab_deadline forever = {.kind = RLAB_WAIT_FOREVER};
@@ -902,7 +857,7 @@ int rlab_pcondition_notify(rlab_pcondition *c, int n)
         /* The waiter frees w only after it holds the lock, which this
          * thread holds: the wake below touches live memory. */
         atomic_store_explicit(&w->word, 1, memory_order_release);
-        sfutex_wake(&w->word, 1);
+        rlab__futex_wake_shared(&w->word, 1);
         n--;
     }
     return 0;

@@ -51,26 +51,69 @@ double rlab__now(void)
     return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
 }
 
-int rlab__futex_wait(atomic_uint *word, unsigned expected,
-                     const rlab_deadline *d)
+/* The park and wake of both kinds of word; `flags` is FUTEX_PRIVATE_FLAG
+ * or 0, a constant at each call site below. */
+static inline int futex_wait_flags(atomic_uint *word, unsigned expected,
+                                   const rlab_deadline *d, int flags)
 {
     if (d->kind == RLAB_WAIT_TRY)
         return ETIMEDOUT;
     /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC time, so a retry
      * after EINTR keeps the original deadline. */
     const struct timespec *at = d->kind == RLAB_WAIT_DEADLINE ? &d->at : NULL;
-    long rc = syscall(SYS_futex, (unsigned *)word,
-                      FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, expected, at,
-                      NULL, FUTEX_BITSET_MATCH_ANY);
+    long rc = syscall(SYS_futex, (unsigned *)word, FUTEX_WAIT_BITSET | flags,
+                      expected, at, NULL, FUTEX_BITSET_MATCH_ANY);
     if (rc == -1 && errno == ETIMEDOUT)
         return ETIMEDOUT;
     return 0; /* woken, EAGAIN (value changed) or EINTR: caller re-checks */
 }
 
+static inline void futex_wake_flags(atomic_uint *word, int n, int flags)
+{
+    syscall(SYS_futex, (unsigned *)word, FUTEX_WAKE | flags, n, NULL, NULL, 0);
+}
+
+int rlab__futex_wait(atomic_uint *word, unsigned expected,
+                     const rlab_deadline *d)
+{
+    return futex_wait_flags(word, expected, d, FUTEX_PRIVATE_FLAG);
+}
+
 void rlab__futex_wake(atomic_uint *word, int n)
 {
-    syscall(SYS_futex, (unsigned *)word, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, n,
-            NULL, NULL, 0);
+    futex_wake_flags(word, n, FUTEX_PRIVATE_FLAG);
+}
+
+int rlab__futex_wait_shared(atomic_uint *word, unsigned expected,
+                            const rlab_deadline *d)
+{
+    return futex_wait_flags(word, expected, d, 0);
+}
+
+void rlab__futex_wake_shared(atomic_uint *word, int n)
+{
+    futex_wake_flags(word, n, 0);
+}
+
+int rlab__genword_park(atomic_uint *word, atomic_uint *waiters,
+                       const rlab_deadline *d, bool shared)
+{
+    atomic_fetch_add(waiters, 1);
+    unsigned seen = atomic_load(word);
+    int rc = 0;
+    /* Only a set() changes the generation bits; a clear() of a clear word
+     * changes nothing, so any change of the word means "was set". */
+    while (!(seen & 1) && atomic_load(word) == seen) {
+        int w = shared ? rlab__futex_wait_shared(word, seen, d)
+                       : rlab__futex_wait(word, seen, d);
+        if (w == ETIMEDOUT) {
+            unsigned now = atomic_load(word);
+            rc = (now & 1) || now != seen ? 0 : ETIMEDOUT;
+            break;
+        }
+    }
+    atomic_fetch_sub(waiters, 1);
+    return rc;
 }
 
 _Thread_local uintptr_t rlab__self;
