@@ -15,6 +15,7 @@
 #include "racelab/queue.h"
 #include "racelab/futures.h"
 #include "racelab/multiprocessing.h"
+#include "racelab/gil.h"
 #include "racelab/stress.h"
 
 #endif
