@@ -162,6 +162,8 @@ static int run_variant(const lab_lesson *l, const lab_variant *v,
         if (!o->json) {
             if (o->p.amplify)
                 puts("  (amplified: --amplify widened the race window)");
+            printf("  seed %llu (--seed %llu repeats a lesson's random "
+                   "choices)\n", o->p.seed, o->p.seed);
             if (lab_tsan_active())
                 printf("  ThreadSanitizer: %lu data race, %lu lock-order "
                        "inversion, %lu other reports during this run\n",
