@@ -253,6 +253,54 @@ static void fifo_place_remove(fifo_place *f)
     ck_assert_int_eq(rmdir(f->dir), 0);
 }
 
+/* ---- the two kinds of pipe */
+
+/* One pipe of each kind in turn: its receiving end r and sending end w (on
+ * a duplex pipe either end does both), and what the body passes on. */
+typedef struct {
+    rlab_conn *r, *w;
+    bool duplex;
+    void *arg;
+} kind_pair;
+
+/* Closes an end of the pair before the body returns (the end is then not
+ * closed again). */
+static void close_end(rlab_conn **end)
+{
+    rlab_conn_close(*end);
+    *end = NULL;
+}
+
+/* Runs body on a new one-way pipe, then on a new duplex one (a socket
+ * pair), and closes the ends the body left open. */
+static void with_each_kind(void (*body)(kind_pair *p, rlab_conn *r,
+                                        rlab_conn *w),
+                           void *arg)
+{
+    for (int duplex = 0; duplex < 2; duplex++) {
+        kind_pair p = {.duplex = duplex, .arg = arg};
+        ck_assert_rc(rlab_pipe(duplex, &p.r, &p.w), 0);
+        ck_assert_ptr_nonnull(p.r);
+        ck_assert_ptr_nonnull(p.w);
+        body(&p, p.r, p.w);
+        rlab_conn_close(p.r);
+        rlab_conn_close(p.w);
+    }
+}
+
+/* Defines the test `name`, whose body (the block after it) runs once per
+ * kind of pipe. */
+#define EACH_KIND_TEST(name)                                                   \
+    static void name##_on(kind_pair *p, rlab_conn *r, rlab_conn *w);           \
+    START_TEST(name)                                                           \
+    {                                                                          \
+        with_each_kind(name##_on, NULL);                                       \
+    }                                                                          \
+    END_TEST                                                                   \
+    static void name##_on(kind_pair *p CK_ATTRIBUTE_UNUSED,                    \
+                          rlab_conn *r CK_ATTRIBUTE_UNUSED,                    \
+                          rlab_conn *w CK_ATTRIBUTE_UNUSED)
+
 /* ----------------------------------------------------------- messages --- */
 
 START_TEST(duplex_round_trip_of_small_empty_and_binary_messages_both_ways)
@@ -303,23 +351,16 @@ static void *many_sender(void *p)
     return NULL;
 }
 
-START_TEST(many_messages_keep_their_order_and_boundaries)
+EACH_KIND_TEST(many_messages_keep_their_order_and_boundaries)
 {
-    for (int duplex = 0; duplex < 2; duplex++) {
-        rlab_conn *r, *w;
-        ck_assert_rc(rlab_pipe(duplex, &r, &w), 0);
-        many_arg a = {.c = w, .n = (int)rlab_test_scaled(5000)};
-        rlab_thread *t = rlab_test_spawn(many_sender, &a);
-        for (int i = 0; i < a.n; i++)
-            recv_pattern(r, many_len(i), (unsigned)i);
-        rlab_test_join(t);
-        ck_assert_rc(a.rc, 0);
-        ck_assert_rc(rlab_conn_poll(r, 0), ETIMEDOUT);
-        rlab_conn_close(r);
-        rlab_conn_close(w);
-    }
+    many_arg a = {.c = w, .n = (int)rlab_test_scaled(5000)};
+    rlab_thread *t = rlab_test_spawn(many_sender, &a);
+    for (int i = 0; i < a.n; i++)
+        recv_pattern(r, many_len(i), (unsigned)i);
+    rlab_test_join(t);
+    ck_assert_rc(a.rc, 0);
+    ck_assert_rc(rlab_conn_poll(r, 0), ETIMEDOUT);
 }
-END_TEST
 
 START_TEST(message_of_8_mib_crosses_a_duplex_pipe_both_ways)
 {
@@ -365,29 +406,23 @@ START_TEST(one_way_pipe_has_a_receiving_end_and_a_sending_end)
 }
 END_TEST
 
-START_TEST(descriptors_are_close_on_exec_sockets_when_duplex_pipes_otherwise)
+EACH_KIND_TEST(
+    descriptors_are_close_on_exec_sockets_when_duplex_pipes_otherwise)
 {
-    for (int duplex = 0; duplex < 2; duplex++) {
-        rlab_conn *a, *b;
-        ck_assert_rc(rlab_pipe(duplex, &a, &b), 0);
-        rlab_conn *ends[2] = {a, b};
-        for (int i = 0; i < 2; i++) {
-            int fd = rlab_conn_fileno(ends[i]);
-            ck_assert_int_ge(fd, 0);
-            ck_assert_int_eq(rlab__conn_fd(ends[i]), fd);
-            ck_assert(fcntl(fd, F_GETFD) & FD_CLOEXEC);
-            ck_assert(!(fcntl(fd, F_GETFL) & O_NONBLOCK));
-            struct stat st;
-            ck_assert_int_eq(fstat(fd, &st), 0);
-            ck_assert(duplex ? S_ISSOCK(st.st_mode) : S_ISFIFO(st.st_mode));
-            ck_assert(rlab__conn_can_read(ends[i]) == (duplex || i == 0));
-            ck_assert(rlab__conn_can_write(ends[i]) == (duplex || i == 1));
-        }
-        rlab_conn_close(a);
-        rlab_conn_close(b);
+    rlab_conn *ends[2] = {r, w};
+    for (int i = 0; i < 2; i++) {
+        int fd = rlab_conn_fileno(ends[i]);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(rlab__conn_fd(ends[i]), fd);
+        ck_assert(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+        ck_assert(!(fcntl(fd, F_GETFL) & O_NONBLOCK));
+        struct stat st;
+        ck_assert_int_eq(fstat(fd, &st), 0);
+        ck_assert(p->duplex ? S_ISSOCK(st.st_mode) : S_ISFIFO(st.st_mode));
+        ck_assert(rlab__conn_can_read(ends[i]) == (p->duplex || i == 0));
+        ck_assert(rlab__conn_can_write(ends[i]) == (p->duplex || i == 1));
     }
 }
-END_TEST
 
 /* One thread sends on end a while another receives on it; this thread
  * echoes everything back through end b. */
@@ -443,45 +478,39 @@ static bool fd_readable(rlab_conn *c)
     return poll(&p, 1, 0) == 1;
 }
 
-START_TEST(read_ahead_shows_in_conn_buffered_not_on_the_descriptor)
+EACH_KIND_TEST(read_ahead_shows_in_conn_buffered_not_on_the_descriptor)
 {
-    for (int duplex = 0; duplex < 2; duplex++) {
-        rlab_conn *r, *w;
-        ck_assert_rc(rlab_pipe(duplex, &r, &w), 0);
-        ck_assert(!rlab__conn_buffered(r));
-        ck_assert(!rlab__conn_buffered(w));
-        send_str(w, "one");
-        send_str(w, "two");
-        ck_assert(fd_readable(r));
-        ck_assert(!rlab__conn_buffered(r)); /* nothing read yet */
-        recv_str(r, "one");
-        /* One read took both: "two" waits in the connection's buffer,
-         * invisible to poll() on the descriptor. */
-        ck_assert(!fd_readable(r));
-        ck_assert(rlab__conn_buffered(r));
-        recv_str(r, "two");
-        ck_assert(!rlab__conn_buffered(r));
-        /* A message half read counts as buffered. */
-        unsigned char h[8];
-        header(h, 4);
-        raw_write(w, h, 8);
-        raw_write(w, "ab", 2);
-        void *data = NULL;
-        size_t len = 0;
-        ck_assert_rc(rlab_conn_recv(r, 0.01, &data, &len), ETIMEDOUT);
-        ck_assert(rlab__conn_buffered(r));
-        raw_write(w, "cd", 2);
-        recv_str(r, "abcd");
-        ck_assert(!rlab__conn_buffered(r));
-        /* So does end of file, once seen. */
-        rlab_conn_close(w);
-        ck_assert_rc(rlab_conn_recv(r, RLAB_GUARD, &data, &len), RLAB_EEOF);
-        ck_assert(rlab__conn_buffered(r));
-        ck_assert(!rlab__conn_buffered(NULL));
-        rlab_conn_close(r);
-    }
+    ck_assert(!rlab__conn_buffered(r));
+    ck_assert(!rlab__conn_buffered(w));
+    send_str(w, "one");
+    send_str(w, "two");
+    ck_assert(fd_readable(r));
+    ck_assert(!rlab__conn_buffered(r)); /* nothing read yet */
+    recv_str(r, "one");
+    /* One read took both: "two" waits in the connection's buffer,
+     * invisible to poll() on the descriptor. */
+    ck_assert(!fd_readable(r));
+    ck_assert(rlab__conn_buffered(r));
+    recv_str(r, "two");
+    ck_assert(!rlab__conn_buffered(r));
+    /* A message half read counts as buffered. */
+    unsigned char h[8];
+    header(h, 4);
+    raw_write(w, h, 8);
+    raw_write(w, "ab", 2);
+    void *data = NULL;
+    size_t len = 0;
+    ck_assert_rc(rlab_conn_recv(r, 0.01, &data, &len), ETIMEDOUT);
+    ck_assert(rlab__conn_buffered(r));
+    raw_write(w, "cd", 2);
+    recv_str(r, "abcd");
+    ck_assert(!rlab__conn_buffered(r));
+    /* So does end of file, once seen. */
+    close_end(&p->w);
+    ck_assert_rc(rlab_conn_recv(r, RLAB_GUARD, &data, &len), RLAB_EEOF);
+    ck_assert(rlab__conn_buffered(r));
+    ck_assert(!rlab__conn_buffered(NULL));
 }
-END_TEST
 
 /* A signal handled without SA_RESTART ends a blocked write early with a
  * partial count and a blocked read or poll with EINTR: a storm of them on
@@ -536,97 +565,85 @@ static void *storm_signaller(void *p)
     return NULL;
 }
 
+static void signals_interrupting_send_and_recv_lose_no_byte_on(kind_pair *p,
+                                                               rlab_conn *r,
+                                                               rlab_conn *w)
+{
+    (void)p;
+    atomic_store(&usr1_count, 0);
+    storm_arg s = {.c = w, .len = (size_t)2 << 20, .count = 4};
+    storm_targets tg = {.sender = &s, .receiver = pthread_self()};
+    rlab_thread *ts = rlab_test_spawn(storm_sender, &s);
+    rlab_thread *tk = rlab_test_spawn(storm_signaller, &tg);
+    for (int i = 0; i < s.count; i++) {
+        double timeout = i % 2 ? RLAB_FOREVER : RLAB_GUARD;
+        void *data = NULL;
+        size_t len = 0;
+        ck_assert_rc(rlab_conn_recv(r, timeout, &data, &len), 0);
+        ck_assert_uint_eq(len, s.len);
+        ck_assert(pattern_ok(data, len, 40 + (unsigned)i));
+        free(data);
+    }
+    rlab_test_join(ts);
+    rlab_test_join(tk);
+    ck_assert_rc(s.rc, 0);
+    ck_assert_int_gt(atomic_load(&usr1_count), 0);
+}
+
 START_TEST(signals_interrupting_send_and_recv_lose_no_byte)
 {
     struct sigaction sa = {.sa_handler = on_usr1}, old;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = 0; /* no SA_RESTART */
     ck_assert_int_eq(sigaction(SIGUSR1, &sa, &old), 0);
-    for (int duplex = 0; duplex < 2; duplex++) {
-        rlab_conn *r, *w;
-        ck_assert_rc(rlab_pipe(duplex, &r, &w), 0);
-        atomic_store(&usr1_count, 0);
-        storm_arg s = {.c = w, .len = (size_t)2 << 20, .count = 4};
-        storm_targets tg = {.sender = &s, .receiver = pthread_self()};
-        rlab_thread *ts = rlab_test_spawn(storm_sender, &s);
-        rlab_thread *tk = rlab_test_spawn(storm_signaller, &tg);
-        for (int i = 0; i < s.count; i++) {
-            double timeout = i % 2 ? RLAB_FOREVER : RLAB_GUARD;
-            void *data = NULL;
-            size_t len = 0;
-            ck_assert_rc(rlab_conn_recv(r, timeout, &data, &len), 0);
-            ck_assert_uint_eq(len, s.len);
-            ck_assert(pattern_ok(data, len, 40 + (unsigned)i));
-            free(data);
-        }
-        rlab_test_join(ts);
-        rlab_test_join(tk);
-        ck_assert_rc(s.rc, 0);
-        ck_assert_int_gt(atomic_load(&usr1_count), 0);
-        rlab_conn_close(r);
-        rlab_conn_close(w);
-    }
+    with_each_kind(signals_interrupting_send_and_recv_lose_no_byte_on, NULL);
     ck_assert_int_eq(sigaction(SIGUSR1, &old, NULL), 0);
 }
 END_TEST
 
 /* ----------------------------------------------------------- timeouts --- */
 
-START_TEST(poll_times_out_then_sees_a_message_without_consuming_it)
+EACH_KIND_TEST(poll_times_out_then_sees_a_message_without_consuming_it)
 {
-    for (int duplex = 0; duplex < 2; duplex++) {
-        rlab_conn *r, *w;
-        ck_assert_rc(rlab_pipe(duplex, &r, &w), 0);
-        double t0 = rlab_test_now();
-        ck_assert_rc(rlab_conn_poll(r, 0), ETIMEDOUT);
-        ck_assert_double_lt(rlab_test_now() - t0, LATE);
-        t0 = rlab_test_now();
-        ck_assert_rc(rlab_conn_poll(r, 0.2), ETIMEDOUT);
-        double dt = rlab_test_now() - t0;
-        ck_assert_double_ge(dt, 0.2 - EARLY);
-        ck_assert_double_lt(dt, 0.2 + LATE);
-        send_str(w, "ready");
-        t0 = rlab_test_now();
-        ck_assert_rc(rlab_conn_poll(r, 0), 0);
-        ck_assert_rc(rlab_conn_poll(r, RLAB_GUARD), 0);
-        ck_assert_rc(rlab_conn_poll(r, RLAB_FOREVER), 0); /* safe: ready */
-        ck_assert_double_lt(rlab_test_now() - t0, LATE);
-        recv_str(r, "ready");
-        ck_assert_rc(rlab_conn_poll(r, 0), ETIMEDOUT);
-        /* An empty message is a message too. */
-        ck_assert_rc(rlab_conn_send(w, NULL, 0), 0);
-        ck_assert_rc(rlab_conn_poll(r, RLAB_GUARD), 0);
-        recv_is(r, "", 0);
-        rlab_conn_close(r);
-        rlab_conn_close(w);
-    }
+    double t0 = rlab_test_now();
+    ck_assert_rc(rlab_conn_poll(r, 0), ETIMEDOUT);
+    ck_assert_double_lt(rlab_test_now() - t0, LATE);
+    t0 = rlab_test_now();
+    ck_assert_rc(rlab_conn_poll(r, 0.2), ETIMEDOUT);
+    double dt = rlab_test_now() - t0;
+    ck_assert_double_ge(dt, 0.2 - EARLY);
+    ck_assert_double_lt(dt, 0.2 + LATE);
+    send_str(w, "ready");
+    t0 = rlab_test_now();
+    ck_assert_rc(rlab_conn_poll(r, 0), 0);
+    ck_assert_rc(rlab_conn_poll(r, RLAB_GUARD), 0);
+    ck_assert_rc(rlab_conn_poll(r, RLAB_FOREVER), 0); /* safe: ready */
+    ck_assert_double_lt(rlab_test_now() - t0, LATE);
+    recv_str(r, "ready");
+    ck_assert_rc(rlab_conn_poll(r, 0), ETIMEDOUT);
+    /* An empty message is a message too. */
+    ck_assert_rc(rlab_conn_send(w, NULL, 0), 0);
+    ck_assert_rc(rlab_conn_poll(r, RLAB_GUARD), 0);
+    recv_is(r, "", 0);
 }
-END_TEST
 
-START_TEST(poll_is_ready_only_once_a_whole_header_is_there)
+EACH_KIND_TEST(poll_is_ready_only_once_a_whole_header_is_there)
 {
-    for (int duplex = 0; duplex < 2; duplex++) {
-        rlab_conn *r, *w;
-        ck_assert_rc(rlab_pipe(duplex, &r, &w), 0);
-        unsigned char h[8];
-        header(h, 3);
-        raw_write(w, h, 5);
-        ck_assert_rc(rlab_conn_poll(r, 0), ETIMEDOUT);
-        ck_assert_rc(rlab_conn_poll(r, 0.05), ETIMEDOUT);
-        raw_write(w, h + 5, 3);
-        /* Ready at the header: the body may still be on its way. */
-        ck_assert_rc(rlab_conn_poll(r, RLAB_GUARD), 0);
-        void *data = NULL;
-        size_t len = 0;
-        ck_assert_rc(rlab_conn_recv(r, 0.05, &data, &len), ETIMEDOUT);
-        ck_assert_rc(rlab_conn_poll(r, 0), 0); /* still mid-message */
-        raw_write(w, "abc", 3);
-        recv_str(r, "abc");
-        rlab_conn_close(r);
-        rlab_conn_close(w);
-    }
+    unsigned char h[8];
+    header(h, 3);
+    raw_write(w, h, 5);
+    ck_assert_rc(rlab_conn_poll(r, 0), ETIMEDOUT);
+    ck_assert_rc(rlab_conn_poll(r, 0.05), ETIMEDOUT);
+    raw_write(w, h + 5, 3);
+    /* Ready at the header: the body may still be on its way. */
+    ck_assert_rc(rlab_conn_poll(r, RLAB_GUARD), 0);
+    void *data = NULL;
+    size_t len = 0;
+    ck_assert_rc(rlab_conn_recv(r, 0.05, &data, &len), ETIMEDOUT);
+    ck_assert_rc(rlab_conn_poll(r, 0), 0); /* still mid-message */
+    raw_write(w, "abc", 3);
+    recv_str(r, "abc");
 }
-END_TEST
 
 typedef struct {
     rlab_conn *c;
@@ -645,90 +662,69 @@ static void *poller(void *p)
     return NULL;
 }
 
-START_TEST(poll_wakes_when_a_message_arrives)
+EACH_KIND_TEST(poll_wakes_when_a_message_arrives)
 {
-    for (int duplex = 0; duplex < 2; duplex++) {
-        rlab_conn *r, *w;
-        ck_assert_rc(rlab_pipe(duplex, &r, &w), 0);
-        poll_arg a = {.c = r};
-        rlab_thread *t = rlab_test_spawn(poller, &a);
-        rlab_test_wait_blocked(rlab_thread_native_id(t), &a.done, &a.rc);
-        send_str(w, "wake");
-        rlab_test_join(t);
-        ck_assert_rc(a.rc, 0);
-        rlab_test_assert_not_at_guard(a.dt);
-        recv_str(r, "wake");
-        rlab_conn_close(r);
-        rlab_conn_close(w);
-    }
+    poll_arg a = {.c = r};
+    rlab_thread *t = rlab_test_spawn(poller, &a);
+    rlab_test_wait_blocked(rlab_thread_native_id(t), &a.done, &a.rc);
+    send_str(w, "wake");
+    rlab_test_join(t);
+    ck_assert_rc(a.rc, 0);
+    rlab_test_assert_not_at_guard(a.dt);
+    recv_str(r, "wake");
 }
-END_TEST
 
-START_TEST(recv_times_out_and_loses_nothing)
+EACH_KIND_TEST(recv_times_out_and_loses_nothing)
 {
-    for (int duplex = 0; duplex < 2; duplex++) {
-        rlab_conn *r, *w;
-        ck_assert_rc(rlab_pipe(duplex, &r, &w), 0);
-        void *data = NULL;
-        size_t len = 7;
+    void *data = NULL;
+    size_t len = 7;
+    double t0 = rlab_test_now();
+    ck_assert_rc(rlab_conn_recv(r, 0, &data, &len), ETIMEDOUT);
+    ck_assert_double_lt(rlab_test_now() - t0, LATE);
+    t0 = rlab_test_now();
+    ck_assert_rc(rlab_conn_recv(r, 0.2, &data, &len), ETIMEDOUT);
+    double dt = rlab_test_now() - t0;
+    ck_assert_double_ge(dt, 0.2 - EARLY);
+    ck_assert_double_lt(dt, 0.2 + LATE);
+    ck_assert_ptr_null(data); /* untouched on failure */
+    ck_assert_uint_eq(len, 7);
+    send_str(w, "first");
+    send_str(w, "second");
+    recv_str(r, "first");
+    ck_assert_rc(rlab_conn_recv(r, 0, &data, &len), 0); /* buffered */
+    ck_assert_uint_eq(len, 6);
+    ck_assert(memcmp(data, "second", 6) == 0);
+    free(data);
+    data = NULL;
+    ck_assert_rc(rlab_conn_recv(r, 0.05, &data, &len), ETIMEDOUT);
+}
+
+EACH_KIND_TEST(recv_timing_out_mid_message_keeps_it_for_the_next_recv)
+{
+    size_t n = 100000; /* beyond the receiver's 64 KiB buffer */
+    unsigned char *msg = pattern_new(8 + n, 4);
+    header(msg, n);
+    void *data = NULL;
+    size_t len = 0;
+    /* Stop inside the header, then twice inside the body (each piece
+     * fits in a pipe's 64 KiB, as this thread writes them all). */
+    size_t cuts[] = {3, 8 + 10, 8 + 50000, 8 + n};
+    size_t at = 0;
+    for (int i = 0; i < 3; i++) {
+        raw_write(w, msg + at, cuts[i] - at);
+        at = cuts[i];
         double t0 = rlab_test_now();
-        ck_assert_rc(rlab_conn_recv(r, 0, &data, &len), ETIMEDOUT);
-        ck_assert_double_lt(rlab_test_now() - t0, LATE);
-        t0 = rlab_test_now();
-        ck_assert_rc(rlab_conn_recv(r, 0.2, &data, &len), ETIMEDOUT);
-        double dt = rlab_test_now() - t0;
-        ck_assert_double_ge(dt, 0.2 - EARLY);
-        ck_assert_double_lt(dt, 0.2 + LATE);
-        ck_assert_ptr_null(data); /* untouched on failure */
-        ck_assert_uint_eq(len, 7);
-        send_str(w, "first");
-        send_str(w, "second");
-        recv_str(r, "first");
-        ck_assert_rc(rlab_conn_recv(r, 0, &data, &len), 0); /* buffered */
-        ck_assert_uint_eq(len, 6);
-        ck_assert(memcmp(data, "second", 6) == 0);
-        free(data);
-        data = NULL;
         ck_assert_rc(rlab_conn_recv(r, 0.05, &data, &len), ETIMEDOUT);
-        rlab_conn_close(r);
-        rlab_conn_close(w);
+        ck_assert_double_ge(rlab_test_now() - t0, 0.05 - EARLY);
+        ck_assert_rc(rlab_conn_recv(r, 0, &data, &len), ETIMEDOUT);
     }
+    ck_assert_ptr_null(data);
+    raw_write(w, msg + at, cuts[3] - at);
+    send_str(w, "next");
+    recv_is(r, msg + 8, n);
+    recv_str(r, "next");
+    free(msg);
 }
-END_TEST
-
-START_TEST(recv_timing_out_mid_message_keeps_it_for_the_next_recv)
-{
-    for (int duplex = 0; duplex < 2; duplex++) {
-        rlab_conn *r, *w;
-        ck_assert_rc(rlab_pipe(duplex, &r, &w), 0);
-        size_t n = 100000; /* beyond the receiver's 64 KiB buffer */
-        unsigned char *msg = pattern_new(8 + n, 4);
-        header(msg, n);
-        void *data = NULL;
-        size_t len = 0;
-        /* Stop inside the header, then twice inside the body (each piece
-         * fits in a pipe's 64 KiB, as this thread writes them all). */
-        size_t cuts[] = {3, 8 + 10, 8 + 50000, 8 + n};
-        size_t at = 0;
-        for (int i = 0; i < 3; i++) {
-            raw_write(w, msg + at, cuts[i] - at);
-            at = cuts[i];
-            double t0 = rlab_test_now();
-            ck_assert_rc(rlab_conn_recv(r, 0.05, &data, &len), ETIMEDOUT);
-            ck_assert_double_ge(rlab_test_now() - t0, 0.05 - EARLY);
-            ck_assert_rc(rlab_conn_recv(r, 0, &data, &len), ETIMEDOUT);
-        }
-        ck_assert_ptr_null(data);
-        raw_write(w, msg + at, cuts[3] - at);
-        send_str(w, "next");
-        recv_is(r, msg + 8, n);
-        recv_str(r, "next");
-        free(msg);
-        rlab_conn_close(r);
-        rlab_conn_close(w);
-    }
-}
-END_TEST
 
 typedef struct {
     rlab_conn *c;
@@ -758,83 +754,76 @@ static void *dribbler(void *p)
     return NULL;
 }
 
-START_TEST(one_deadline_covers_a_message_arriving_in_pieces)
+EACH_KIND_TEST(one_deadline_covers_a_message_arriving_in_pieces)
 {
-    for (int duplex = 0; duplex < 2; duplex++) {
-        rlab_conn *r, *w;
-        ck_assert_rc(rlab_pipe(duplex, &r, &w), 0);
-        /* Bytes keep coming every 20 ms for about a second; a recv of
-         * 0.2 s must still end at its deadline, not wait per piece. */
-        dribble_arg a = {.c = w, .n = 1000, .slow = 40};
-        rlab_thread *t = rlab_test_spawn(dribbler, &a);
-        void *data = NULL;
-        size_t len = 0;
-        double t0 = rlab_test_now();
-        ck_assert_rc(rlab_conn_recv(r, 0.2, &data, &len), ETIMEDOUT);
-        double dt = rlab_test_now() - t0;
-        ck_assert_double_ge(dt, 0.2 - EARLY);
-        ck_assert_double_lt(dt, 0.2 + LATE);
-        ck_assert_rc(rlab_conn_recv(r, RLAB_GUARD, &data, &len), 0);
-        ck_assert_uint_eq(len, a.n);
-        ck_assert(pattern_ok(data, len, 5));
-        free(data);
-        rlab_test_join(t);
-        rlab_conn_close(r);
-        rlab_conn_close(w);
-    }
+    /* Bytes keep coming every 20 ms for about a second; a recv of
+     * 0.2 s must still end at its deadline, not wait per piece. */
+    dribble_arg a = {.c = w, .n = 1000, .slow = 40};
+    rlab_thread *t = rlab_test_spawn(dribbler, &a);
+    void *data = NULL;
+    size_t len = 0;
+    double t0 = rlab_test_now();
+    ck_assert_rc(rlab_conn_recv(r, 0.2, &data, &len), ETIMEDOUT);
+    double dt = rlab_test_now() - t0;
+    ck_assert_double_ge(dt, 0.2 - EARLY);
+    ck_assert_double_lt(dt, 0.2 + LATE);
+    ck_assert_rc(rlab_conn_recv(r, RLAB_GUARD, &data, &len), 0);
+    ck_assert_uint_eq(len, a.n);
+    ck_assert(pattern_ok(data, len, 5));
+    free(data);
+    rlab_test_join(t);
 }
-END_TEST
 
 /* ---------------------------------------------------------------- EOF --- */
 
-START_TEST(eof_comes_after_every_buffered_message_and_stays)
+EACH_KIND_TEST(eof_comes_after_every_buffered_message_and_stays)
 {
-    for (int duplex = 0; duplex < 2; duplex++) {
-        rlab_conn *r, *w;
-        ck_assert_rc(rlab_pipe(duplex, &r, &w), 0);
-        send_str(w, "one");
-        ck_assert_rc(rlab_conn_send(w, NULL, 0), 0);
-        send_str(w, "three");
-        rlab_conn_close(w);
-        ck_assert_rc(rlab_conn_poll(r, 0), 0);
-        recv_str(r, "one");
-        recv_is(r, "", 0);
-        recv_str(r, "three");
-        ck_assert_rc(rlab_conn_poll(r, 0), 0); /* EOF is "ready" */
-        void *data = NULL;
-        size_t len = 0;
-        ck_assert_rc(rlab_conn_recv(r, RLAB_GUARD, &data, &len), RLAB_EEOF);
-        ck_assert_rc(rlab_conn_recv(r, 0, &data, &len), RLAB_EEOF);
-        ck_assert_rc(rlab_conn_recv(r, RLAB_FOREVER, &data, &len),
-                     RLAB_EEOF); /* safe: the stream has ended */
-        ck_assert_rc(rlab_conn_poll(r, RLAB_GUARD), 0);
-        ck_assert_ptr_null(data);
-        rlab_conn_close(r);
-    }
+    send_str(w, "one");
+    ck_assert_rc(rlab_conn_send(w, NULL, 0), 0);
+    send_str(w, "three");
+    close_end(&p->w);
+    ck_assert_rc(rlab_conn_poll(r, 0), 0);
+    recv_str(r, "one");
+    recv_is(r, "", 0);
+    recv_str(r, "three");
+    ck_assert_rc(rlab_conn_poll(r, 0), 0); /* EOF is "ready" */
+    void *data = NULL;
+    size_t len = 0;
+    ck_assert_rc(rlab_conn_recv(r, RLAB_GUARD, &data, &len), RLAB_EEOF);
+    ck_assert_rc(rlab_conn_recv(r, 0, &data, &len), RLAB_EEOF);
+    ck_assert_rc(rlab_conn_recv(r, RLAB_FOREVER, &data, &len),
+                 RLAB_EEOF); /* safe: the stream has ended */
+    ck_assert_rc(rlab_conn_poll(r, RLAB_GUARD), 0);
+    ck_assert_ptr_null(data);
 }
-END_TEST
+
+/* The peer closes in the header of a message (p->arg non-NULL) or in its
+ * body. */
+static void a_message_cut_short_by_the_peers_close_is_eof_on(kind_pair *p,
+                                                             rlab_conn *r,
+                                                             rlab_conn *w)
+{
+    bool in_header = p->arg != NULL;
+    send_str(w, "whole");
+    unsigned char msg[8 + 10];
+    header(msg, 10);
+    memset(msg + 8, 'x', 10);
+    raw_write(w, msg, in_header ? 5 : 8 + 4);
+    close_end(&p->w);
+    recv_str(r, "whole");
+    void *data = NULL;
+    size_t len = 0;
+    ck_assert_rc(rlab_conn_recv(r, RLAB_GUARD, &data, &len), RLAB_EEOF);
+    ck_assert_rc(rlab_conn_recv(r, RLAB_GUARD, &data, &len), RLAB_EEOF);
+    ck_assert_ptr_null(data);
+}
 
 START_TEST(a_message_cut_short_by_the_peers_close_is_eof)
 {
-    for (int duplex = 0; duplex < 2; duplex++) {
-        for (int in_header = 0; in_header < 2; in_header++) {
-            rlab_conn *r, *w;
-            ck_assert_rc(rlab_pipe(duplex, &r, &w), 0);
-            send_str(w, "whole");
-            unsigned char msg[8 + 10];
-            header(msg, 10);
-            memset(msg + 8, 'x', 10);
-            raw_write(w, msg, in_header ? 5 : 8 + 4);
-            rlab_conn_close(w);
-            recv_str(r, "whole");
-            void *data = NULL;
-            size_t len = 0;
-            ck_assert_rc(rlab_conn_recv(r, RLAB_GUARD, &data, &len), RLAB_EEOF);
-            ck_assert_rc(rlab_conn_recv(r, RLAB_GUARD, &data, &len), RLAB_EEOF);
-            ck_assert_ptr_null(data);
-            rlab_conn_close(r);
-        }
-    }
+    static char in_header;
+    with_each_kind(a_message_cut_short_by_the_peers_close_is_eof_on, NULL);
+    with_each_kind(a_message_cut_short_by_the_peers_close_is_eof_on,
+                   &in_header);
 }
 END_TEST
 
@@ -859,6 +848,20 @@ START_TEST(a_peer_closing_with_data_unread_still_reads_as_eof)
 }
 END_TEST
 
+static void send_to_a_closed_peer_is_eeof_and_sigpipe_does_not_kill_on(
+    kind_pair *p, rlab_conn *r, rlab_conn *w)
+{
+    const unsigned char *big = p->arg;
+    send_str(w, "before");
+    recv_str(r, "before");
+    close_end(&p->r);
+    ck_assert_rc(rlab_conn_send(w, "x", 1), RLAB_EEOF);
+    ck_assert_rc(rlab_conn_send(w, NULL, 0), RLAB_EEOF);
+    ck_assert_rc(rlab_conn_send(w, big, 1 << 20), RLAB_EEOF);
+    ck_assert(!sigpipe_pending());
+    ck_assert(!sigpipe_blocked()); /* the mask is restored */
+}
+
 START_TEST(send_to_a_closed_peer_is_eeof_and_sigpipe_does_not_kill)
 {
     /* The default action of SIGPIPE is to end the process: make sure that
@@ -868,19 +871,8 @@ START_TEST(send_to_a_closed_peer_is_eeof_and_sigpipe_does_not_kill)
     ck_assert_int_eq(sigaction(SIGPIPE, &dfl, &old), 0);
     ck_assert(!sigpipe_blocked());
     unsigned char *big = pattern_new(1 << 20, 6);
-    for (int duplex = 0; duplex < 2; duplex++) {
-        rlab_conn *r, *w;
-        ck_assert_rc(rlab_pipe(duplex, &r, &w), 0);
-        send_str(w, "before");
-        recv_str(r, "before");
-        rlab_conn_close(r);
-        ck_assert_rc(rlab_conn_send(w, "x", 1), RLAB_EEOF);
-        ck_assert_rc(rlab_conn_send(w, NULL, 0), RLAB_EEOF);
-        ck_assert_rc(rlab_conn_send(w, big, 1 << 20), RLAB_EEOF);
-        ck_assert(!sigpipe_pending());
-        ck_assert(!sigpipe_blocked()); /* the mask is restored */
-        rlab_conn_close(w);
-    }
+    with_each_kind(send_to_a_closed_peer_is_eeof_and_sigpipe_does_not_kill_on,
+                   big);
     free(big);
     ck_assert_int_eq(sigaction(SIGPIPE, &old, NULL), 0);
 }
@@ -913,114 +905,95 @@ START_TEST(a_sigpipe_the_caller_has_pending_stays_pending)
 }
 END_TEST
 
+static void a_peer_closing_during_a_large_send_ends_it_with_eeof_on(
+    kind_pair *p, rlab_conn *r, rlab_conn *w)
+{
+    big_arg s = {.c = w, .len = BIG, .seed = 7};
+    rlab_thread *t = rlab_test_spawn(big_sender, &s);
+    /* Part of the message, then the receiver goes away: the sender
+     * is blocked on a full buffer or finds the peer gone. */
+    ck_assert_rc(rlab_conn_poll(r, RLAB_GUARD), 0);
+    close_end(&p->r);
+    rlab_test_join(t);
+    ck_assert_rc(s.rc, RLAB_EEOF);
+}
+
 START_TEST(a_peer_closing_during_a_large_send_ends_it_with_eeof)
 {
     struct sigaction dfl = {.sa_handler = SIG_DFL}, old;
     sigemptyset(&dfl.sa_mask);
     ck_assert_int_eq(sigaction(SIGPIPE, &dfl, &old), 0);
-    for (int duplex = 0; duplex < 2; duplex++) {
-        rlab_conn *r, *w;
-        ck_assert_rc(rlab_pipe(duplex, &r, &w), 0);
-        big_arg s = {.c = w, .len = BIG, .seed = 7};
-        rlab_thread *t = rlab_test_spawn(big_sender, &s);
-        /* Part of the message, then the receiver goes away: the sender
-         * is blocked on a full buffer or finds the peer gone. */
-        ck_assert_rc(rlab_conn_poll(r, RLAB_GUARD), 0);
-        rlab_conn_close(r);
-        rlab_test_join(t);
-        ck_assert_rc(s.rc, RLAB_EEOF);
-        rlab_conn_close(w);
-    }
+    with_each_kind(a_peer_closing_during_a_large_send_ends_it_with_eeof_on,
+                   NULL);
     ck_assert_int_eq(sigaction(SIGPIPE, &old, NULL), 0);
 }
 END_TEST
 
 /* ------------------------------------------------------------- limits --- */
 
-START_TEST(send_beyond_the_maximum_is_emsgsize_and_writes_nothing)
+EACH_KIND_TEST(send_beyond_the_maximum_is_emsgsize_and_writes_nothing)
 {
-    for (int duplex = 0; duplex < 2; duplex++) {
-        rlab_conn *r, *w;
-        ck_assert_rc(rlab_pipe(duplex, &r, &w), 0);
-        unsigned char buf[101];
-        pattern(buf, sizeof buf, 8);
-        ck_assert_rc(rlab_conn_set_max_message(w, 100), 0);
-        ck_assert_rc(rlab_conn_send(w, buf, 101), EMSGSIZE);
-        ck_assert_rc(rlab_conn_poll(r, 0), ETIMEDOUT); /* nothing sent */
-        ck_assert_rc(rlab_conn_send(w, buf, 100), 0);
-        recv_pattern(r, 100, 8);
-        /* The default maximum is 64 MiB (checked before any byte of the
-         * message is read). */
-        rlab_conn *r2, *w2;
-        ck_assert_rc(rlab_pipe(duplex, &r2, &w2), 0);
-        ck_assert_rc(rlab_conn_send(w2, buf, DEFAULT_MAX + 1), EMSGSIZE);
-        ck_assert_rc(rlab_conn_poll(r2, 0), ETIMEDOUT);
-        rlab_conn_close(r2);
-        rlab_conn_close(w2);
-        rlab_conn_close(r);
-        rlab_conn_close(w);
-    }
+    unsigned char buf[101];
+    pattern(buf, sizeof buf, 8);
+    ck_assert_rc(rlab_conn_set_max_message(w, 100), 0);
+    ck_assert_rc(rlab_conn_send(w, buf, 101), EMSGSIZE);
+    ck_assert_rc(rlab_conn_poll(r, 0), ETIMEDOUT); /* nothing sent */
+    ck_assert_rc(rlab_conn_send(w, buf, 100), 0);
+    recv_pattern(r, 100, 8);
+    /* The default maximum is 64 MiB (checked before any byte of the
+     * message is read). */
+    rlab_conn *r2, *w2;
+    ck_assert_rc(rlab_pipe(p->duplex, &r2, &w2), 0);
+    ck_assert_rc(rlab_conn_send(w2, buf, DEFAULT_MAX + 1), EMSGSIZE);
+    ck_assert_rc(rlab_conn_poll(r2, 0), ETIMEDOUT);
+    rlab_conn_close(r2);
+    rlab_conn_close(w2);
 }
-END_TEST
 
-START_TEST(recv_drops_an_oversized_message_and_the_next_arrives_intact)
+EACH_KIND_TEST(recv_drops_an_oversized_message_and_the_next_arrives_intact)
 {
-    for (int duplex = 0; duplex < 2; duplex++) {
-        rlab_conn *r, *w;
-        ck_assert_rc(rlab_pipe(duplex, &r, &w), 0);
-        ck_assert_rc(rlab_conn_set_max_message(r, 100), 0);
-        unsigned char buf[1000];
-        pattern(buf, sizeof buf, 9);
-        ck_assert_rc(rlab_conn_send(w, buf, 1000), 0);
-        ck_assert_rc(rlab_conn_send(w, buf, 100), 0);
-        ck_assert_rc(rlab_conn_send(w, buf, 101), 0);
-        send_str(w, "after");
-        void *data = NULL;
-        size_t len = 0;
-        ck_assert_rc(rlab_conn_recv(r, RLAB_GUARD, &data, &len), EMSGSIZE);
-        ck_assert_ptr_null(data);
-        recv_pattern(r, 100, 9);
-        ck_assert_rc(rlab_conn_recv(r, RLAB_GUARD, &data, &len), EMSGSIZE);
-        recv_str(r, "after");
-        /* One larger than any pipe buffer, from another thread. */
-        big_arg s = {.c = w, .len = BIG, .seed = 10};
-        rlab_thread *t = rlab_test_spawn(big_sender, &s);
-        ck_assert_rc(rlab_conn_recv(r, RLAB_GUARD, &data, &len), EMSGSIZE);
-        rlab_test_join(t);
-        ck_assert_rc(s.rc, 0);
-        send_str(w, "in step");
-        recv_str(r, "in step");
-        ck_assert_ptr_null(data);
-        rlab_conn_close(r);
-        rlab_conn_close(w);
-    }
+    ck_assert_rc(rlab_conn_set_max_message(r, 100), 0);
+    unsigned char buf[1000];
+    pattern(buf, sizeof buf, 9);
+    ck_assert_rc(rlab_conn_send(w, buf, 1000), 0);
+    ck_assert_rc(rlab_conn_send(w, buf, 100), 0);
+    ck_assert_rc(rlab_conn_send(w, buf, 101), 0);
+    send_str(w, "after");
+    void *data = NULL;
+    size_t len = 0;
+    ck_assert_rc(rlab_conn_recv(r, RLAB_GUARD, &data, &len), EMSGSIZE);
+    ck_assert_ptr_null(data);
+    recv_pattern(r, 100, 9);
+    ck_assert_rc(rlab_conn_recv(r, RLAB_GUARD, &data, &len), EMSGSIZE);
+    recv_str(r, "after");
+    /* One larger than any pipe buffer, from another thread. */
+    big_arg s = {.c = w, .len = BIG, .seed = 10};
+    rlab_thread *t = rlab_test_spawn(big_sender, &s);
+    ck_assert_rc(rlab_conn_recv(r, RLAB_GUARD, &data, &len), EMSGSIZE);
+    rlab_test_join(t);
+    ck_assert_rc(s.rc, 0);
+    send_str(w, "in step");
+    recv_str(r, "in step");
+    ck_assert_ptr_null(data);
 }
-END_TEST
 
-START_TEST(an_oversized_message_cut_by_a_timeout_is_still_dropped_whole)
+EACH_KIND_TEST(an_oversized_message_cut_by_a_timeout_is_still_dropped_whole)
 {
-    for (int duplex = 0; duplex < 2; duplex++) {
-        rlab_conn *r, *w;
-        ck_assert_rc(rlab_pipe(duplex, &r, &w), 0);
-        ck_assert_rc(rlab_conn_set_max_message(r, 100), 0);
-        unsigned char msg[8 + 1000];
-        header(msg, 1000);
-        pattern(msg + 8, 1000, 11);
-        raw_write(w, msg, 8 + 500);
-        void *data = NULL;
-        size_t len = 0;
-        ck_assert_rc(rlab_conn_recv(r, 0.05, &data, &len), ETIMEDOUT);
-        ck_assert_rc(rlab_conn_poll(r, 0), 0); /* its header is in hand */
-        raw_write(w, msg + 8 + 500, 500);
-        send_str(w, "next");
-        ck_assert_rc(rlab_conn_recv(r, RLAB_GUARD, &data, &len), EMSGSIZE);
-        recv_str(r, "next");
-        ck_assert_rc(rlab_conn_poll(r, 0), ETIMEDOUT);
-        rlab_conn_close(r);
-        rlab_conn_close(w);
-    }
+    ck_assert_rc(rlab_conn_set_max_message(r, 100), 0);
+    unsigned char msg[8 + 1000];
+    header(msg, 1000);
+    pattern(msg + 8, 1000, 11);
+    raw_write(w, msg, 8 + 500);
+    void *data = NULL;
+    size_t len = 0;
+    ck_assert_rc(rlab_conn_recv(r, 0.05, &data, &len), ETIMEDOUT);
+    ck_assert_rc(rlab_conn_poll(r, 0), 0); /* its header is in hand */
+    raw_write(w, msg + 8 + 500, 500);
+    send_str(w, "next");
+    ck_assert_rc(rlab_conn_recv(r, RLAB_GUARD, &data, &len), EMSGSIZE);
+    recv_str(r, "next");
+    ck_assert_rc(rlab_conn_poll(r, 0), ETIMEDOUT);
 }
-END_TEST
 
 START_TEST(set_max_message_rejects_zero_and_null_and_changes_nothing)
 {
@@ -1079,38 +1052,31 @@ START_TEST(bad_arguments_are_einval_without_side_effects)
 }
 END_TEST
 
-START_TEST(an_end_whose_descriptor_was_closed_is_ebadf)
+EACH_KIND_TEST(an_end_whose_descriptor_was_closed_is_ebadf)
 {
-    for (int duplex = 0; duplex < 2; duplex++) {
-        rlab_conn *r, *w;
-        ck_assert_rc(rlab_pipe(duplex, &r, &w), 0);
-        int rfd = rlab_conn_fileno(r), wfd = rlab_conn_fileno(w);
-        int rsave = fcntl(rfd, F_DUPFD_CLOEXEC, 0);
-        int wsave = fcntl(wfd, F_DUPFD_CLOEXEC, 0);
-        ck_assert_int_ge(rsave, 0);
-        ck_assert_int_ge(wsave, 0);
-        close(rfd);
-        close(wfd);
-        void *data = NULL;
-        size_t len = 0;
-        ck_assert_rc(rlab_conn_send(w, "x", 1), EBADF);
-        ck_assert_rc(rlab_conn_recv(r, 0, &data, &len), EBADF);
-        ck_assert_rc(rlab_conn_recv(r, 0.05, &data, &len), EBADF);
-        ck_assert_rc(rlab_conn_recv(r, RLAB_FOREVER, &data, &len), EBADF);
-        ck_assert_rc(rlab_conn_poll(r, 0.05), EBADF);
-        ck_assert_ptr_null(data);
-        /* Put the descriptors back so close() has its own to close. */
-        ck_assert_int_eq(dup3(rsave, rfd, O_CLOEXEC), rfd);
-        ck_assert_int_eq(dup3(wsave, wfd, O_CLOEXEC), wfd);
-        close(rsave);
-        close(wsave);
-        send_str(w, "again");
-        recv_str(r, "again");
-        rlab_conn_close(r);
-        rlab_conn_close(w);
-    }
+    int rfd = rlab_conn_fileno(r), wfd = rlab_conn_fileno(w);
+    int rsave = fcntl(rfd, F_DUPFD_CLOEXEC, 0);
+    int wsave = fcntl(wfd, F_DUPFD_CLOEXEC, 0);
+    ck_assert_int_ge(rsave, 0);
+    ck_assert_int_ge(wsave, 0);
+    close(rfd);
+    close(wfd);
+    void *data = NULL;
+    size_t len = 0;
+    ck_assert_rc(rlab_conn_send(w, "x", 1), EBADF);
+    ck_assert_rc(rlab_conn_recv(r, 0, &data, &len), EBADF);
+    ck_assert_rc(rlab_conn_recv(r, 0.05, &data, &len), EBADF);
+    ck_assert_rc(rlab_conn_recv(r, RLAB_FOREVER, &data, &len), EBADF);
+    ck_assert_rc(rlab_conn_poll(r, 0.05), EBADF);
+    ck_assert_ptr_null(data);
+    /* Put the descriptors back so close() has its own to close. */
+    ck_assert_int_eq(dup3(rsave, rfd, O_CLOEXEC), rfd);
+    ck_assert_int_eq(dup3(wsave, wfd, O_CLOEXEC), wfd);
+    close(rsave);
+    close(wsave);
+    send_str(w, "again");
+    recv_str(r, "again");
 }
-END_TEST
 
 START_TEST(an_adopted_descriptor_is_a_working_connection)
 {
