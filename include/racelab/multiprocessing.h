@@ -250,6 +250,184 @@ int rlab_value_set_long(rlab_value *v, long x);
 int rlab_value_add_long(rlab_value *v, long delta, long *result);
 void rlab_value_free(rlab_value *v);
 
+/* ------------------------------------------------------------- Queue --- */
+
+/* multiprocessing.Queue(maxsize): a FIFO of byte strings in shared memory,
+ * usable (like the objects above) by every process started after it was
+ * made, and by any number of threads in each.  put copies the item into a
+ * ring buffer in the shared arena and get copies it out: there is no
+ * feeder thread, so an item is in the queue as soon as put returns, and
+ * qsize is exact.  maxsize bounds the number of items (0: no bound);
+ * capacity is the ring's size in bytes (0: 1 MiB; rounded up to a multiple
+ * of 8), in which an item takes 8 bytes plus its length rounded up to 8.
+ * NULL with errno EINVAL (maxsize negative) or ENOMEM (no room in the
+ * arena, whose 64 MiB every shared object shares).
+ *
+ * A process that dies inside a call, even one killed holding the queue's
+ * internal (robust) lock, leaves the queue as it was before that call or
+ * as it is after it, never in between: an item becomes visible, or leaves,
+ * by one store made after its bytes are copied in (or out), so a
+ * half-written item is never seen and an item whose reader died before
+ * that store stays at the front.  The next caller takes the lock over
+ * without any sign (no RLAB_EOWNERDEAD: nothing needs repair), and
+ * processes blocked in put or get wake up as usual.  Wake-ups are not
+ * ordered: a blocked put of a large item may wait while smaller ones fit. */
+typedef struct rlab_pqueue rlab_pqueue;
+
+rlab_pqueue *rlab_pqueue_new(long maxsize, size_t capacity);
+/* put(obj, timeout): copies len bytes (data may be NULL when len is 0) to
+ * the back.  0; EAGAIN (full, timeout 0: queue.Full); ETIMEDOUT (still
+ * full at the deadline); EMSGSIZE (the item could never fit in the ring,
+ * checked first); RLAB_ESHUTDOWN after rlab_pqueue_close (blocked putters
+ * wake with it); EINVAL (NULL queue, NULL data with len > 0, bad timeout).
+ * "Full" is maxsize items, or too few free bytes for this item. */
+int rlab_pqueue_put(rlab_pqueue *q, const void *data, size_t len,
+                    double timeout);
+/* get(timeout): removes the front item; 0 with *data (malloc'd, free() it;
+ * never NULL, even when *len is 0) and *len.  EAGAIN (empty, timeout 0:
+ * queue.Empty); ETIMEDOUT; RLAB_ESHUTDOWN once closed and empty (items put
+ * before the close are still handed out; blocked getters wake with it);
+ * EINVAL (NULL queue, data or len, bad timeout); ENOMEM (the item stays at
+ * the front).  On failure *data and *len are left alone. */
+int rlab_pqueue_get(rlab_pqueue *q, double timeout, void **data,
+                    size_t *len);
+/* qsize(), empty(), full(): exact at the moment of the call (0 / false
+ * for NULL).  full: maxsize items, or no room left even for an empty
+ * item. */
+long rlab_pqueue_qsize(rlab_pqueue *q);
+bool rlab_pqueue_empty(rlab_pqueue *q);
+bool rlab_pqueue_full(rlab_pqueue *q);
+/* close() for every process, as Python 3.13's Queue.shutdown() for
+ * threads: later puts fail with RLAB_ESHUTDOWN, gets drain what is left
+ * and then fail with it; every blocked putter and getter, in any process,
+ * wakes.  0 (also when closed already); EINVAL for NULL. */
+int rlab_pqueue_close(rlab_pqueue *q);
+bool rlab_pqueue_is_closed(rlab_pqueue *q);
+/* Frees the shared memory (with any items left): call it once, in one
+ * process, after every process is done with the queue.  NULL is a
+ * no-op. */
+void rlab_pqueue_free(rlab_pqueue *q);
+
+/* -------------------------------------------------- Process pools --- */
+
+/* Both pools run registered tasks in worker processes that live as long as
+ * the pool (or max_tasks_per_child tasks).  Arguments and results cross the
+ * process boundary as bytes: a task gets an `rlab_bytes *` and, on
+ * success, may set *result to an rlab_bytes_new buffer, which is sent back
+ * and freed in the worker (on failure the task frees what it made; only
+ * its code comes back).
+ *
+ * Broken pools (Python's BrokenProcessPool): a worker that dies without
+ * being asked to (a crash, a signal, exit() in a task, a failing
+ * initializer, a connection that breaks mid-message) breaks the pool at
+ * once: every task queued or running fails with RLAB_EBROKEN, the other
+ * workers are killed, every child is reaped, and later submits return
+ * RLAB_EBROKEN. */
+typedef struct {
+    rlab_start_method method;  /* RLAB_START_DEFAULT: the default */
+    /* A worker exits after this many tasks and a fresh one replaces it
+     * (Python's max_tasks_per_child / maxtasksperchild); 0: never. */
+    int max_tasks_per_child;
+    /* initializer(initarg) runs once in each new worker, before any task;
+     * it must be registered.  A non-zero return breaks the pool. */
+    rlab_task_fn initializer;
+    const void *initarg;
+    size_t initarg_len;
+} rlab_process_pool_opts;
+
+/* ProcessPoolExecutor(max_workers, mp_context, initializer, initargs,
+ * max_tasks_per_child): the executor of racelab/futures.h, so every
+ * rlab_executor_* call and every future call works on it as on a thread
+ * pool.  max_workers 0: the number of CPUs; negative or above 1024: NULL,
+ * errno EINVAL (also for an unregistered initializer).  opts may be NULL.
+ * The workers start here: NULL with errno EAGAIN when one could not be
+ * started, EPERM for spawn and forkserver without rlab_mp_main().
+ *
+ * On this executor, rlab_executor_submit's fn must be registered (EINVAL
+ * otherwise) and arg is an `rlab_bytes *` (NULL: empty), copied at submit
+ * (EMSGSIZE above 1 GiB).  A future's result is an `rlab_bytes *` that
+ * belongs to the future: valid until the last reference to it is dropped.
+ * rlab_executor_map and map_chunked hand results[i] to the caller (free
+ * them with rlab_bytes_free); chunks cross the boundary as one message
+ * each.  Workers are daemon processes: a pool never freed has them
+ * terminated at exit. */
+rlab_executor *rlab_process_pool_new(int max_workers,
+                                     const rlab_process_pool_opts *opts);
+
+/* multiprocessing.Pool.  Pool(processes, initializer, initargs,
+ * maxtasksperchild) takes the same options; processes 0: the number of
+ * CPUs.  NULL on error, errno as for rlab_process_pool_new. */
+typedef struct rlab_pool rlab_pool;
+typedef struct rlab_async_result rlab_async_result;
+typedef struct rlab_imap rlab_imap;
+
+rlab_pool *rlab_pool_new(int processes, const rlab_process_pool_opts *opts);
+
+/* apply(fn, args): runs fn(arg) in a worker and waits.  Returns the task's
+ * code, with *result (the caller's, rlab_bytes_free; NULL if the task set
+ * none) when it is 0; RLAB_ESHUTDOWN after close or terminate;
+ * RLAB_EBROKEN; EINVAL (fn not registered); ENOMEM. */
+int rlab_pool_apply(rlab_pool *p, rlab_task_fn fn, const void *arg, size_t len,
+                    rlab_bytes **result);
+/* apply_async: 0 and *out, an AsyncResult; codes as apply. */
+int rlab_pool_apply_async(rlab_pool *p, rlab_task_fn fn, const void *arg,
+                          size_t len, rlab_async_result **out);
+/* map(fn, iterable, chunksize): fn(args[i]) for every i < n, chunksize
+ * items per message (0: Python's default, n / (4 * processes) rounded up).
+ * results[i] (the caller's; may be NULL as an array) and codes[i] (may be
+ * NULL) in input order.  Returns 0 when every task returned 0, else the
+ * code of the first failing item in input order (Python raises the first
+ * exception); RLAB_EBROKEN, RLAB_ESHUTDOWN as apply.  args[i] NULL is an
+ * empty buffer. */
+int rlab_pool_map(rlab_pool *p, rlab_task_fn fn, rlab_bytes *const *args,
+                  size_t n, size_t chunksize, rlab_bytes **results, int *codes);
+/* map_async: 0 and *out; collect with rlab_async_result_get_map. */
+int rlab_pool_map_async(rlab_pool *p, rlab_task_fn fn, rlab_bytes *const *args,
+                        size_t n, size_t chunksize, rlab_async_result **out);
+
+/* AsyncResult.get(timeout) of an apply_async: the task's code with
+ * *result (borrowed: valid until rlab_async_result_free; NULL if none)
+ * when it is 0; ETIMEDOUT; RLAB_EBROKEN; RLAB_ECANCELLED (terminated
+ * before it ran); EINVAL for a map_async result. */
+int rlab_async_result_get(rlab_async_result *r, double timeout,
+                          const rlab_bytes **result);
+/* get(timeout) of a map_async: as rlab_pool_map, but results[i] are
+ * borrowed (valid until rlab_async_result_free); ETIMEDOUT (nothing
+ * stored); EINVAL for an apply_async result. */
+int rlab_async_result_get_map(rlab_async_result *r, double timeout,
+                              const rlab_bytes **results, int *codes);
+/* ready(), wait(timeout) (0 or ETIMEDOUT), successful(): 0 and *ok once
+ * ready (every task returned 0), EAGAIN before (Python's ValueError). */
+bool rlab_async_result_ready(rlab_async_result *r);
+int rlab_async_result_wait(rlab_async_result *r, double timeout);
+int rlab_async_result_successful(rlab_async_result *r, bool *ok);
+/* The tasks go on if the result is freed first; NULL is a no-op. */
+void rlab_async_result_free(rlab_async_result *r);
+
+/* imap(fn, iterable, chunksize) (ordered) and imap_unordered: every item
+ * is submitted at once, in chunks of chunksize (0: 1, as Python's), and
+ * next() hands back results lazily: in input order, each as soon as it and
+ * those before it are done; or unordered, in the order they finish.
+ * 0 and *out; codes as apply. */
+int rlab_pool_imap(rlab_pool *p, rlab_task_fn fn, rlab_bytes *const *args,
+                   size_t n, size_t chunksize, bool ordered, rlab_imap **out);
+/* next(timeout): 0 with *index (may be NULL), *code (the item's code) and
+ * *result (the caller's, NULL unless *code is 0); RLAB_EEOF after the
+ * last; ETIMEDOUT (nothing consumed); EINVAL.  One thread at a time. */
+int rlab_imap_next(rlab_imap *it, double timeout, size_t *index, int *code,
+                   rlab_bytes **result);
+void rlab_imap_free(rlab_imap *it);
+
+/* close(): no more tasks; those submitted still run.  terminate(): stops
+ * the workers now; tasks not finished fail with RLAB_ECANCELLED.  join():
+ * after close or terminate, waits until every worker has exited (EPERM
+ * before; ETIMEDOUT).  free: terminate() and join() unless already joined
+ * (Python's `with Pool() as p:` terminates on exit).  0 or EINVAL. */
+int rlab_pool_close(rlab_pool *p);
+int rlab_pool_terminate(rlab_pool *p);
+int rlab_pool_join(rlab_pool *p, double timeout);
+void rlab_pool_free(rlab_pool *p);
+
 #ifdef __cplusplus
 }
 #endif

@@ -50,7 +50,8 @@ int rlab_executor_max_workers(rlab_executor *ex)
 /* ----------------------------------------------------------------- map --- */
 
 /* The outcome of item i from its done future (or from the deadline). */
-static void store(void **results, int *codes, size_t i, int code, void *res)
+void rlab__map_store(void **results, int *codes, size_t i, int code,
+                     void *res)
 {
     if (results)
         results[i] = code == 0 ? res : NULL;
@@ -79,12 +80,15 @@ static int check_map_args(rlab_executor *ex, rlab_task_fn fn, void **args,
 
 /* Waits for fs[i] until the deadline (once it has passed, gives up on the
  * rest without waiting) and returns its outcome. */
-static int collect(rlab_future *f, const rlab_deadline *d, bool *expired,
-                   void **res)
+int rlab__map_collect(rlab_future *f, const rlab_deadline *d, bool *expired,
+                      void **res)
 {
     if (!*expired && rlab__future_wait(f, d) == ETIMEDOUT)
         *expired = true;
-    return *expired ? give_up(f, res) : rlab_future_result(f, 0, res);
+    int code = *expired ? give_up(f, res) : rlab_future_result(f, 0, res);
+    if (code == 0 && res)
+        rlab__future_take_result(f); /* the caller's now */
+    return code;
 }
 
 int rlab_executor_map(rlab_executor *ex, rlab_task_fn fn, void **args, size_t n,
@@ -111,12 +115,12 @@ int rlab_executor_map(rlab_executor *ex, rlab_task_fn fn, void **args, size_t n,
     /* A later submit failed (a shutdown or a break raced with map): those
      * items report it, and the submitted ones are still collected. */
     for (size_t i = submitted; i < n; i++)
-        store(results, codes, i, rc, NULL);
+        rlab__map_store(results, codes, i, rc, NULL);
     bool expired = false;
     for (size_t i = 0; i < submitted; i++) {
         void *res = NULL;
-        int code = collect(fs[i], &d, &expired, &res);
-        store(results, codes, i, code, res);
+        int code = rlab__map_collect(fs[i], &d, &expired, &res);
+        rlab__map_store(results, codes, i, code, res);
         rlab_future_free(fs[i]);
     }
     free(fs);
@@ -194,9 +198,9 @@ static void store_chunk(chunk *c, size_t first, int code, void **results,
 {
     for (size_t i = 0; i < c->n; i++) {
         if (code == 0)
-            store(results, codes, first + i, c->codes[i], c->results[i]);
+            rlab__map_store(results, codes, first + i, c->codes[i], c->results[i]);
         else
-            store(results, codes, first + i, code, NULL);
+            rlab__map_store(results, codes, first + i, code, NULL);
     }
 }
 
@@ -211,6 +215,9 @@ int rlab_executor_map_chunked(rlab_executor *ex, rlab_task_fn fn, void **args,
         return rlab_executor_map(ex, fn, args, n, results, codes, timeout);
     if (n == 0)
         return 0;
+    if (ex->ops->map_chunked)
+        return ex->ops->map_chunked(ex, fn, args, n, chunksize, results, codes,
+                                    &d);
     size_t nchunks = n / chunksize + (n % chunksize != 0);
     rlab_future **fs = malloc(nchunks * sizeof *fs);
     chunk **cs = malloc(nchunks * sizeof *cs);
@@ -237,10 +244,10 @@ int rlab_executor_map_chunked(rlab_executor *ex, rlab_task_fn fn, void **args,
         return rc;
     }
     for (size_t i = submitted * chunksize; i < n; i++)
-        store(results, codes, i, rc, NULL);
+        rlab__map_store(results, codes, i, rc, NULL);
     bool expired = false;
     for (size_t k = 0; k < submitted; k++) {
-        int code = collect(fs[k], &d, &expired, NULL);
+        int code = rlab__map_collect(fs[k], &d, &expired, NULL);
         store_chunk(cs[k], k * chunksize, code, results, codes);
         chunk_unref(cs[k]);
         rlab_future_free(fs[k]);

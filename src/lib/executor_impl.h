@@ -25,6 +25,12 @@ typedef struct rlab_executor_ops {
     /* Frees the executor; called after shutdown(wait=true). */
     void (*destroy)(rlab_executor *ex);
     int (*max_workers)(rlab_executor *ex);
+    /* Optional: map_chunked for executors whose tasks cannot take
+     * executor.c's in-memory chunks (a process pool).  chunksize > 1,
+     * n > 0, arguments checked. */
+    int (*map_chunked)(rlab_executor *ex, rlab_task_fn fn, void **args,
+                       size_t n, size_t chunksize, void **results, int *codes,
+                       const rlab_deadline *d);
 } rlab_executor_ops;
 
 struct rlab_executor {
@@ -64,6 +70,9 @@ struct rlab_future {
     rlab_task_fn fn;
     void *arg;
     rlab_future *next;    /* the executor's queue link */
+    /* Frees the result with the last reference (a process pool's bytes);
+     * NULL: the result is the caller's business. */
+    void (*result_free)(void *);
     rlab__callback first; /* inline slot: the first callback needs no malloc */
     rlab__callback *cb_head, *cb_tail;
     struct rlab__wnode *watchers;
@@ -92,5 +101,20 @@ void rlab__future_complete(rlab_future *f, int code, void *result);
 
 /* Parks until f is done or the deadline passes: 0 or ETIMEDOUT. */
 int rlab__future_wait(rlab_future *f, const rlab_deadline *d);
+
+/* Takes a done future's result away from it (so the last reference does
+ * not free it): map hands results to its caller this way. */
+void *rlab__future_take_result(rlab_future *f);
+
+/* ---- map, as executor.c builds it (for executors with their own chunks) */
+
+/* The outcome of item i (results and codes may be NULL). */
+void rlab__map_store(void **results, int *codes, size_t i, int code,
+                     void *res);
+/* Waits for f until the deadline (once it has passed, gives up on the rest
+ * without waiting: cancels what has not started) and returns its
+ * outcome, with *res set when res is not NULL. */
+int rlab__map_collect(rlab_future *f, const rlab_deadline *d, bool *expired,
+                      void **res);
 
 #endif

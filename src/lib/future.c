@@ -476,11 +476,20 @@ rlab_future *rlab__future_task(rlab_task_fn fn, void *arg, int refs)
     f->fn = fn;
     f->arg = arg;
     f->next = NULL;
+    f->result_free = NULL;
     f->first.fn = NULL;
     f->first.next = NULL;
     f->cb_head = f->cb_tail = NULL;
     f->watchers = NULL;
     return f;
+}
+
+void *rlab__future_take_result(rlab_future *f)
+{
+    void *r = f->result;
+    if (f->result_free)
+        f->result = NULL;
+    return r;
 }
 
 rlab_future *rlab_future_new(void)
@@ -499,6 +508,8 @@ void rlab_future_free(rlab_future *f)
 {
     if (!f || atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
         return;
+    if (f->result_free && f->result)
+        f->result_free(f->result);
     /* Callbacks of a future that never completed never run. */
     rlab__callback *cb = f->cb_head;
     while (cb) {

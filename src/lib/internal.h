@@ -62,6 +62,9 @@ bool rlab__expired(const rlab_deadline *d);
 /* Seconds on CLOCK_MONOTONIC. */
 double rlab__now(void);
 
+/* os.process_cpu_count(): the CPUs this process may run on (>= 1). */
+int rlab__cpu_count(void);
+
 /* Parks while *word == expected, until woken, the deadline passes or a
  * signal arrives.  Returns 0 (woken, value changed or interrupted: the caller
  * re-checks its condition) or ETIMEDOUT.  A RLAB_WAIT_TRY deadline returns

@@ -257,6 +257,29 @@ int rlab_conn_send(rlab_conn *c, const void *data, size_t len)
     return write_all(c, v, len > 0 ? 2 : 1);
 }
 
+int rlab__conn_sendv(rlab_conn *c, const struct iovec *iov, int n)
+{
+    if (!c || n < 0 || n > RLAB__SENDV_MAX || (n > 0 && !iov))
+        return EINVAL;
+    if (!c->can_write)
+        return EBADF;
+    size_t len = 0;
+    for (int i = 0; i < n; i++)
+        len += iov[i].iov_len;
+    if (len > atomic_load_explicit(&c->max, memory_order_relaxed) ||
+        (uint64_t)len == HELLO)
+        return EMSGSIZE;
+    unsigned char hdr[HDR];
+    put_le64(hdr, len);
+    struct iovec v[RLAB__SENDV_MAX + 1];
+    v[0] = (struct iovec){hdr, HDR};
+    int k = 1;
+    for (int i = 0; i < n; i++)
+        if (iov[i].iov_len > 0)
+            v[k++] = iov[i];
+    return write_all(c, v, k);
+}
+
 /* ---------------------------------------------------------- receiving --- */
 
 /* Reads at most n bytes into buf, waiting until the deadline for the first:

@@ -116,6 +116,7 @@ static _Atomic(task_entry *) task_head;
 static pthread_mutex_t task_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static void mp_init(void);
+static int task_add(const char *name, size_t n, rlab_task_fn fn);
 
 int rlab_task_register(const char *name, rlab_task_fn fn)
 {
@@ -125,6 +126,12 @@ int rlab_task_register(const char *name, rlab_task_fn fn)
     if (n == 0 || n > TASK_NAME_MAX)
         return EINVAL;
     mp_init();
+    return task_add(name, n, fn);
+}
+
+/* Adds name (n characters, checked) unless it is already there. */
+static int task_add(const char *name, size_t n, rlab_task_fn fn)
+{
     pthread_mutex_lock(&task_mu);
     int rc = 0;
     task_entry *head = atomic_load_explicit(&task_head, memory_order_relaxed);
@@ -568,6 +575,8 @@ static void mp_init_once(void)
 {
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
     atexit(mp_atexit);
+    /* The library's own task, there in every process it starts. */
+    task_add(RLAB__POOL_WORKER, strlen(RLAB__POOL_WORKER), rlab__pool_worker);
 }
 
 static void mp_init(void)

@@ -481,6 +481,27 @@ static int mutex_lock(pthread_mutex_t *mu, const rlab_deadline *d)
     return rc;
 }
 
+/* For the shared objects of other files (pqueue.c): see mp_internal.h. */
+void *rlab__shm_alloc(size_t n)
+{
+    return arena_alloc(n);
+}
+
+void rlab__shm_free(void *p)
+{
+    arena_free(p);
+}
+
+int rlab__shm_mutex_init(pthread_mutex_t *mu)
+{
+    return robust_mutex_init(mu, PTHREAD_MUTEX_NORMAL);
+}
+
+int rlab__shm_mutex_lock(pthread_mutex_t *mu, const rlab_deadline *d)
+{
+    return mutex_lock(mu, d);
+}
+
 /* ------------------------------------------------------ Lock/RLock --- */
 
 struct rlab_plock {

@@ -422,7 +422,7 @@ static const rlab_executor_ops thread_pool_ops = {
 /* ---------------------------------------------------------------- new --- */
 
 /* os.process_cpu_count(): the CPUs this process may run on. */
-static int cpu_count(void)
+int rlab__cpu_count(void)
 {
     cpu_set_t set;
     if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
@@ -439,7 +439,7 @@ rlab_executor *rlab_thread_pool_new(int max_workers, const char *prefix,
         return NULL;
     }
     if (max_workers == 0) {
-        max_workers = cpu_count() + 4;
+        max_workers = rlab__cpu_count() + 4;
         if (max_workers > 32)
             max_workers = 32;
     }
