@@ -75,6 +75,8 @@ typedef double (*bench_fn)(long iters);
         return fn(iters, n);                                                   \
     }
 
+/* A unit ending in "/s" (tasks/s) is a rate, higher is better: its
+ * speedup is subject / reference; for times it is reference / subject. */
 typedef struct {
     const char *name, *subject, *reference, *unit;
     bench_fn run_subject, run_reference;
@@ -99,6 +101,14 @@ extern const bench_suite bench_primitives_suite;
 extern const bench_suite bench_queue_suite;
 extern const bench_suite bench_executor_suite;
 extern const bench_suite bench_stress_suite;
+extern const bench_suite bench_process_pool_suite;
+
+/* Registers the process-pool benchmark's tasks: main() calls it before
+ * rlab_mp_main().  0 or rlab_task_register's code. */
+int bench_register_tasks(void);
+
+/* The median of v[0..n-1] (sorts v), n >= 1. */
+double bench_median(double *v, int n);
 
 /* Nanoseconds on CLOCK_MONOTONIC. */
 double bench_now_ns(void);

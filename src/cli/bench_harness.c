@@ -28,6 +28,7 @@ static const bench_suite *const suites[] = {
     &bench_queue_suite,
     &bench_executor_suite,
     &bench_stress_suite,
+    &bench_process_pool_suite,
 };
 #define N_SUITES (sizeof suites / sizeof suites[0])
 
@@ -138,7 +139,7 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static double median(double *v, int n)
+double bench_median(double *v, int n)
 {
     qsort(v, (size_t)n, sizeof *v, cmp_double);
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
@@ -158,8 +159,8 @@ static int measure(const bench_pair *p, int trials, long iters,
         if (subj[t] < 0 || ref[t] < 0)
             goto failed;
     }
-    out->value = median(subj, trials);
-    out->reference_value = median(ref, trials);
+    out->value = bench_median(subj, trials);
+    out->reference_value = bench_median(ref, trials);
     return 0;
 failed:
     fprintf(stderr, "racelab: bench: %s (%s vs %s) failed\n", p->name,
@@ -178,9 +179,11 @@ static void json_number(FILE *out, const char *fmt, double v)
         fputs("null", out);
 }
 
-static double speedup(const bench_result *r)
+static double speedup(const bench_pair *p, const bench_result *r)
 {
-    return r->reference_value / r->value;
+    size_t n = strlen(p->unit);
+    bool rate = n > 2 && strcmp(p->unit + n - 2, "/s") == 0;
+    return rate ? r->value / r->reference_value : r->reference_value / r->value;
 }
 
 static void print_json(FILE *out, const bench_suite *s, const bench_result *res)
@@ -196,7 +199,7 @@ static void print_json(FILE *out, const bench_suite *s, const bench_result *res)
         fputs(", \"reference_value\": ", out);
         json_number(out, "%.3f", res[i].reference_value);
         fprintf(out, ", \"unit\": \"%s\", \"speedup\": ", p->unit);
-        json_number(out, "%.3f", speedup(&res[i]));
+        json_number(out, "%.3f", speedup(p, &res[i]));
         fputs("}", out);
     }
     fputs("]}\n", out);
@@ -230,9 +233,10 @@ static void print_table(FILE *out, const bench_suite *s,
         const bench_pair *p = &s->pairs[i];
         fprintf(out, "%-*s %-*s %-*s %10.2f %10.2f  %-6s %7.2fx\n", wn, p->name,
                 ws, p->subject, wr, p->reference, res[i].value,
-                res[i].reference_value, p->unit, speedup(&res[i]));
+                res[i].reference_value, p->unit, speedup(p, &res[i]));
     }
-    fputs("\nspeedup = reference / subject: above 1, racelab is faster.\n",
+    fputs("\nspeedup = reference / subject (subject / reference for a rate): "
+          "above 1,\nthe subject is faster.\n",
           out);
     if (s->note)
         fprintf(out, "%s\n", s->note);

@@ -8,7 +8,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench.h"
 #include "cli.h"
+#include "lab.h"
 #include "racelab.h"
 
 static const char usage_text[] =
@@ -94,6 +96,19 @@ double cli_now(void)
 
 int main(int argc, char **argv)
 {
+    /* Python's `if __name__ == '__main__'` guard, made explicit: the
+     * lessons' child-process tasks are registered in every run, then a
+     * spawn or forkserver child (a re-executed racelab) runs its task in
+     * rlab_mp_main() and never comes back here. */
+    int rc = lab_register_tasks();
+    if (rc == 0)
+        rc = bench_register_tasks();
+    if (rc) {
+        fprintf(stderr, "racelab: registering the child-process tasks: %s\n",
+                rlab_strerror(rc));
+        return CLI_FAIL;
+    }
+    rlab_mp_main(argc, argv);
     if (argc < 2)
         return cli_lab_all(1, argv);
     const char *cmd = argv[1];

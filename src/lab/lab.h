@@ -71,11 +71,21 @@ typedef struct {
     const char *const *explain;
     const lab_variant *variants;   /* racy first */
     size_t nvariants;
+    /* Optional: registers the tasks the lesson's child processes run
+     * (racelab/multiprocessing.h).  Called by lab_register_tasks(), in
+     * every run of the program, before rlab_mp_main().  0 or the code of
+     * rlab_task_register. */
+    int (*register_tasks)(void);
 } lab_lesson;
 
 /* Every lesson, in teaching order; lab_lessons_count of them. */
 extern const lab_lesson *const lab_lessons[];
 extern const size_t lab_lessons_count;
+
+/* Registers every lesson's tasks; main() calls it first, then
+ * rlab_mp_main(), so that spawn and forkserver children find them.  0 or
+ * the first failing code. */
+int lab_register_tasks(void);
 
 /* Finds "LESSON" (variant NULL) or "LESSON.VARIANT".  NULL if unknown. */
 const lab_lesson *lab_find(const char *spec, const lab_variant **variant);

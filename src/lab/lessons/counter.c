@@ -1,6 +1,7 @@
 /*
  * counter.c - lesson 1, the shared counter: threads x `n += 1` on one
- * variable end short of threads x iterations, and eight ways to fix it.
+ * variable end short of threads x iterations, and eight ways to fix it;
+ * then the same with processes and a shared Value (proc_racy, proc_lock).
  *
  * Every variant runs the same increment, increment(): a volatile load of
  * the state's n, then a volatile store of that value plus one.  The racy
@@ -9,13 +10,17 @@
  * counted.  The outcome buckets the loss: "all counted" is the only
  * acceptable key.
  */
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #include "lab.h"
 #include "racelab/futures.h"
+#include "racelab/multiprocessing.h"
 #include "racelab/queue.h"
 #include "racelab/threading.h"
 
@@ -30,6 +35,11 @@
 #define COUNTER_POOL_WORKERS 4
 /* --amplify: pause instructions between the load and the store. */
 #define COUNTER_AMPLIFY_PAUSES 4
+/* Process variants: how long a child waits at the start gate for the
+ * others, and how long an actor waits for its child before killing it.
+ * Both are guards against a broken run, never reached by a working one. */
+#define COUNTER_GATE_SECONDS 10.0
+#define COUNTER_CHILD_GUARD 60.0
 
 /* The run's parameters (one variant runs at a time; set by build()). */
 static unsigned nthreads = COUNTER_THREADS;
@@ -49,7 +59,24 @@ typedef struct {
     rlab_condition *cond;
     rlab_event *turn[COUNTER_MAX_THREADS];
     rlab_queue *queue;
+    rlab_value *shared; /* the process variants' proc_shared */
 } counter_state;
+
+/* What the process variants share, in one multiprocessing Value: the
+ * counter first (the Value's long), then the children's start gate. */
+typedef struct {
+    volatile long n;
+    atomic_uint arrived;
+} proc_shared;
+
+/* What an actor hands its child (copied into the child as bytes). */
+typedef struct {
+    rlab_value *value; /* valid in every process of the family */
+    unsigned long iterations;
+    unsigned nprocs;
+    bool locked; /* proc_lock: each increment under the lock */
+    bool amplify;
+} proc_job;
 
 /* A spin hint for --amplify: keeps the core busy a few dozen cycles, and
  * is neither a sleep nor a yield (the thread keeps its CPU). */
@@ -70,13 +97,18 @@ static inline void pause_hint(void)
  * register for the whole loop, or fold the loop into one n += iterations,
  * and the window would all but vanish; volatile forces one load and one
  * store per call, as the Python bytecode does. */
-static inline void increment(counter_state *s)
+static inline void bump(volatile long *n, bool amplified)
 {
-    long v = s->n;
-    if (amplify)
+    long v = *n;
+    if (amplified)
         for (int i = 0; i < COUNTER_AMPLIFY_PAUSES; i++)
             pause_hint();
-    s->n = v + 1;
+    *n = v + 1;
+}
+
+static inline void increment(counter_state *s)
+{
+    bump(&s->n, amplify);
 }
 
 static void fail(counter_state *s)
@@ -274,6 +306,103 @@ static void atomic_arbiter(void *p)
     s->n = atomic_load(&s->atomic_n);
 }
 
+/* -------------------------------------------------------- processes --- */
+
+static double mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The start gate: every child spins until all have arrived, so their
+ * loops really overlap (a child starts a few milliseconds after its
+ * sibling, and 100,000 increments take a fraction of a millisecond).
+ * false if the others never came. */
+static bool start_together(proc_shared *sh, unsigned nprocs)
+{
+    atomic_fetch_add(&sh->arrived, 1);
+    double end = mono_now() + COUNTER_GATE_SECONDS;
+    for (unsigned spins = 0; atomic_load(&sh->arrived) < nprocs; spins++) {
+        pause_hint();
+        if (spins % 4096 == 0 && mono_now() > end)
+            return false;
+    }
+    return true;
+}
+
+/* The child's task: `for _ in range(M): v.value += 1`, raw (proc_racy)
+ * or `with v.get_lock():` (proc_lock).  The same bump() as the threads,
+ * on the Value's memory.  Exit code 0, or 2..4 for a broken run. */
+static int counter_proc_task(void *arg, void **result)
+{
+    (void)result;
+    const rlab_bytes *b = arg;
+    proc_job job;
+    if (!b || b->len != sizeof job)
+        return 2;
+    memcpy(&job, b->data, sizeof job);
+    proc_shared *sh = rlab_value_ptr(job.value);
+    rlab_plock *lock = rlab_value_lock(job.value);
+    if (!start_together(sh, job.nprocs))
+        return 3;
+    for (unsigned long i = 0; i < job.iterations; i++) {
+        if (job.locked) {
+            int rc = rlab_plock_acquire(lock, RLAB_FOREVER);
+            if (rc && rc != RLAB_EOWNERDEAD)
+                return 4;
+        }
+        bump(&sh->n, job.amplify);
+        if (job.locked)
+            rlab_plock_release(lock);
+    }
+    return 0;
+}
+
+static int counter_register_tasks(void)
+{
+    return rlab_task_register("lab.counter.proc", counter_proc_task);
+}
+
+static bool proc_locked; /* the run's variant: proc_lock */
+
+/* Each actor thread is one parent: it forks a child that does the
+ * increments, and waits for it.  fork keeps the harness' pinning (the
+ * child inherits its actor's CPU), so the children run side by side. */
+static void proc_actor(void *p)
+{
+    counter_state *s = p;
+    proc_job job = {s->shared, iterations, nthreads, proc_locked, amplify};
+    /* daemon: should the run end STALE with a child still running, exit
+     * terminates it instead of joining it forever. */
+    rlab_process_opts o = {
+        .name = "counter", .daemon = true, .method = RLAB_START_FORK};
+    rlab_process *c =
+        s->shared ? rlab_process_new(counter_proc_task, &job, sizeof job, &o)
+                  : NULL;
+    if (!c || rlab_process_start(c)) {
+        fail(s);
+        rlab_process_free(c);
+        return;
+    }
+    if (rlab_process_join(c, COUNTER_CHILD_GUARD)) {
+        rlab_process_kill(c);
+        rlab_process_join(c, RLAB_FOREVER);
+        fail(s);
+    }
+    int code = -1;
+    if (rlab_process_exitcode(c, &code) || code != 0)
+        fail(s);
+    rlab_process_free(c);
+}
+
+static void proc_arbiter(void *p)
+{
+    counter_state *s = p;
+    if (s->shared)
+        s->n = ((proc_shared *)rlab_value_ptr(s->shared))->n;
+}
+
 /* Actors that need their index. */
 #define INDEXED(i)                                                             \
     static void event_actor##i(void *p)                                        \
@@ -339,9 +468,17 @@ static void init_queue(void *p)
         fail(s);
 }
 
+static void init_proc(void *p)
+{
+    counter_state *s = p;
+    if (!(s->shared = rlab_value_new(sizeof(proc_shared))))
+        fail(s);
+}
+
 static void fini(void *p)
 {
     counter_state *s = p;
+    rlab_value_free(s->shared);
     rlab_lock_free(s->lock);
     rlab_rlock_free(s->rlock);
     rlab_semaphore_free(s->sem);
@@ -494,6 +631,31 @@ static void build_atomic(const lab_params *p, rlab_stress_test *t)
     t->arbiter = atomic_arbiter;
 }
 
+static void build_proc(const lab_params *p, bool locked, rlab_stress_test *t)
+{
+    common(p, locked ? "proc_lock" : "proc_racy", COUNTER_ITERATIONS,
+           locked ? "each under the Value's lock" : "unsynchronized", t);
+    snprintf(description, sizeof description,
+             "%u processes (fork) x %lu v.value += 1 on a shared Value, %s%s",
+             nthreads, iterations,
+             locked ? "each under the Value's lock" : "unsynchronized",
+             amplify ? " (amplified: pauses between load and store)" : "");
+    proc_locked = locked;
+    t->init = init_proc;
+    same_actor(t, proc_actor);
+    t->arbiter = proc_arbiter;
+}
+
+static void build_proc_racy(const lab_params *p, rlab_stress_test *t)
+{
+    build_proc(p, false, t);
+}
+
+static void build_proc_lock(const lab_params *p, rlab_stress_test *t)
+{
+    build_proc(p, true, t);
+}
+
 static const lab_variant variants[] = {
     {"racy", "2 threads x 100,000 unsynchronized n += 1 lose updates", true,
      LAB_TSAN_RACE, build_racy, 1.0, 0, 0, 1},
@@ -515,6 +677,14 @@ static const lab_variant variants[] = {
      false, LAB_TSAN_CLEAN, build_executor, 0.5, 0, 0, 0},
     {"atomic", "C11 atomic_fetch_add, no lock", false, LAB_TSAN_CLEAN,
      build_atomic, 0.5, 0, 0, 0},
+    /* Processes: a few trials (each forks a child per actor); TSan sees
+     * one process only, so it cannot judge the racy one. */
+    {"proc_racy",
+     "2 processes x 100,000 unsynchronized v.value += 1 on a shared Value "
+     "lose updates",
+     true, LAB_TSAN_BLIND, build_proc_racy, 0, 10, 20.0, 1},
+    {"proc_lock", "each increment under the Value's own lock", false,
+     LAB_TSAN_CLEAN, build_proc_lock, 0, 6, 20.0, 1},
 };
 
 static const char *const explain[] = {
@@ -598,6 +768,28 @@ static const char *const explain[] = {
     "an LSE `ldadd` on ARM).  memory_order_relaxed is enough: only the final\n"
     "count matters, and the harness's end-of-batch rendezvous publishes it to\n"
     "atomic_arbiter.",
+    "Processes: proc_racy and proc_lock (proc_actor, counter_proc_task).\n"
+    "The same lost update happens between processes that share memory.\n"
+    "multiprocessing.Value lives in shared memory (the shared arena, mapped\n"
+    "at one address in every process of the family), and `v.value += 1` is\n"
+    "still a load and a store.  Each actor thread forks one child; each\n"
+    "child waits at a start gate (start_together: 100,000 increments take\n"
+    "about a millisecond, no longer than starting a child, so without the\n"
+    "gate the children could run one after the other) and then\n"
+    "runs the very bump() the threads run, on the Value.  proc_racy loses\n"
+    "updates on two cores like the racy threads do.  proc_lock wraps each\n"
+    "increment in the Value's own lock (Python's `with v.get_lock():\n"
+    "v.value += 1`), a robust process-shared RLock; rlab_value_add_long does\n"
+    "the same in one call.  Note that Python's `v.value += 1` is NOT safe\n"
+    "even though Value(lock=True) has a lock: the getter and the setter each\n"
+    "take it, but not the two together.\n"
+    "\n"
+    "ThreadSanitizer cannot judge proc_racy: it watches the threads of one\n"
+    "process, and the two racing stores come from two different processes\n"
+    "(the parent does no racy access at all), so its verdict is \"blind\"\n"
+    "and only the harness' count grades the variant.  Under the tsan preset\n"
+    "the children stay single-threaded and do only plain memory work and a\n"
+    "pthread mutex, which TSan follows after a fork.",
     "And in Python?  The same program, two threading.Thread()s each running\n"
     "`for _ in range(100000): n += 1` on a global, usually prints exactly\n"
     "200,000 on CPython 3.10 and later.  `n += 1` compiles to LOAD_GLOBAL n,\n"
@@ -628,4 +820,5 @@ const lab_lesson lab_lesson_counter = {
     .explain = explain,
     .variants = variants,
     .nvariants = sizeof variants / sizeof variants[0],
+    .register_tasks = counter_register_tasks,
 };
