@@ -188,3 +188,19 @@ void rlab_test_expect_exit(pid_t pid, int code)
     ck_assert_msg(WEXITSTATUS(st) == code, "child %d exited with %d, want %d",
                   (int)pid, WEXITSTATUS(st), code);
 }
+
+unsigned char *rlab_test_read_file(const char *path, size_t *size)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    unsigned char *buf = malloc(1 << 20);
+    size_t n = buf ? fread(buf, 1, 1 << 20, f) : 0;
+    fclose(f);
+    if (!buf || n == 0) {
+        free(buf);
+        return NULL;
+    }
+    *size = n;
+    return buf;
+}

@@ -60,6 +60,10 @@ TCase *rlab_test_tcase(const char *name, void (*setup)(void),
 /* Runs one suite with Check and returns the process exit status. */
 int rlab_test_main(Suite *s);
 
+/* The contents of a file of 1 to 1 MiB bytes (malloc'd) and its size, or
+ * NULL (missing, empty or unreadable). */
+unsigned char *rlab_test_read_file(const char *path, size_t *size);
+
 /* Sleeps; only for tests where the passing of time is what is tested. */
 void rlab_test_sleep(double seconds);
 

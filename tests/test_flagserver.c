@@ -71,21 +71,6 @@ static void sha256_hex(const void *data, size_t len, char out[65])
         snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
-static unsigned char *read_file(const char *path, size_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    unsigned char *buf = malloc(1 << 20);
-    size_t n = buf ? fread(buf, 1, 1 << 20, f) : 0;
-    fclose(f);
-    if (!buf || n == 0) {
-        free(buf);
-        return NULL;
-    }
-    *size = n;
-    return buf;
-}
 
 static int code_index(const char *cc)
 {
@@ -100,7 +85,7 @@ static bool load_fixtures(void)
     char path[4096];
     for (int i = 0; i < NFLAGS; i++) {
         snprintf(path, sizeof path, "%s/%s.gif", RLAB_FLAGS_DIR, codes[i]);
-        if (!(fx[i].data = read_file(path, &fx[i].size))) {
+        if (!(fx[i].data = rlab_test_read_file(path, &fx[i].size))) {
             fprintf(stderr, "test_flagserver: cannot read %s\n", path);
             return false;
         }

@@ -342,13 +342,16 @@ static int run_suite(const bench_suite *s, int argc, char **argv)
 
 int cli_bench(int argc, char **argv)
 {
-    char known[128] = "";
+    if (argc >= 2 && !strcmp(argv[1], "seeds"))
+        return cli_bench_seeds(argc - 1, argv + 1);
+    char known[160] = "";
     for (size_t i = 0; i < N_SUITES; i++) {
         if (argc >= 2 && !strcmp(argv[1], suites[i]->name))
             return run_suite(suites[i], argc - 1, argv + 1);
-        snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s",
-                 i ? ", " : "", suites[i]->name);
+        snprintf(known + strlen(known), sizeof known - strlen(known), "%s, ",
+                 suites[i]->name);
     }
+    snprintf(known + strlen(known), sizeof known - strlen(known), "seeds");
     if (argc < 2)
         return cli_usage_error("bench: which benchmark? (%s)", known);
     return cli_usage_error("bench: unknown benchmark '%s' (known: %s)", argv[1],

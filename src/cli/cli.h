@@ -23,6 +23,8 @@ int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cli_selfcheck(int argc, char **argv);
 /* racelab bench NAME [OPTIONS] (argv[0] is "bench"), in bench_harness.c. */
 int cli_bench(int argc, char **argv);
+/* racelab bench seeds (argv[0] is "seeds"): the source material's tables. */
+int cli_bench_seeds(int argc, char **argv);
 
 /* The race lab (lab.c): racelab list | run | explain | check, and the
  * whole lab (racelab lab, or no command). */

@@ -10,6 +10,7 @@
 
 #include "bench.h"
 #include "cli.h"
+#include "flags.h"
 #include "lab.h"
 #include "racelab.h"
 
@@ -64,6 +65,13 @@ static const char usage_text[] =
     "                               queue items 1000000, executor tasks 100000,\n"
     "                               stress states 2000000)\n"
     "      --quick                  3 short trials, a smoke test\n"
+    "  flags --base URL --dest DIR [OPTIONS]\n"
+    "                               download the source material's 21 flags\n"
+    "                               from BASE/flags/<cc>/<cc>.gif, each checked\n"
+    "                               against SHA256SUMS; exit 1 if one failed\n"
+    "      --mode M                 sequential, threads, processes, multi\n"
+    "      --workers N --retries R --timeout S --gil --json --cc CN,IN,...\n"
+    "      --sums FILE              (racelab flags --help: the details)\n"
     "  help, --help, -h             print this help\n"
     "  version, --version           print the version\n"
     "\n"
@@ -103,6 +111,8 @@ int main(int argc, char **argv)
     int rc = lab_register_tasks();
     if (rc == 0)
         rc = bench_register_tasks();
+    if (rc == 0)
+        rc = flags_register_tasks();
     if (rc) {
         fprintf(stderr, "racelab: registering the child-process tasks: %s\n",
                 rlab_strerror(rc));
@@ -134,6 +144,8 @@ int main(int argc, char **argv)
         return cli_selfcheck(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench"))
         return cli_bench(argc - 1, argv + 1);
+    if (!strcmp(cmd, "flags"))
+        return cli_flags(argc - 1, argv + 1);
     if (cmd[0] == '-')
         return cli_usage_error("unknown option '%s'", cmd);
     return cli_usage_error("unknown command '%s'", cmd);
