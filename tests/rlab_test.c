@@ -204,3 +204,40 @@ unsigned char *rlab_test_read_file(const char *path, size_t *size)
     *size = n;
     return buf;
 }
+
+#define MAX_KIDS 8
+static pid_t kids[MAX_KIDS];
+static int nkids;
+
+void rlab_test_kid_add(pid_t pid)
+{
+    ck_assert_int_lt(nkids, MAX_KIDS);
+    kids[nkids++] = pid;
+}
+
+pid_t rlab_test_kid_fork(void)
+{
+    ck_assert_int_lt(nkids, MAX_KIDS);
+    pid_t pid = rlab_test_fork();
+    if (pid > 0)
+        rlab_test_kid_add(pid);
+    return pid;
+}
+
+void rlab_test_kid_forget(pid_t pid)
+{
+    for (int i = 0; i < nkids; i++)
+        if (kids[i] == pid) {
+            kids[i] = kids[--nkids];
+            return;
+        }
+}
+
+void rlab_test_kids_end(void)
+{
+    while (nkids > 0) {
+        pid_t pid = kids[--nkids];
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+}

@@ -101,4 +101,23 @@ int rlab_test_reap(pid_t pid);
 /* Reaps pid (within RLAB_GUARD) and fails unless it exited with `code`. */
 void rlab_test_expect_exit(pid_t pid, int code);
 
+/* Exit codes of fork children: 0 is success, the others say which check
+ * of the child failed (the parent's message names it). */
+#define CHILD_OK 0
+#define CHILD_GUARD 90 /* a wait of the child hit its guard */
+#define CHILD_CHECK(expr, code)                                                \
+    do {                                                                       \
+        if (!(expr))                                                           \
+            _exit(code);                                                       \
+    } while (0)
+
+/* Children a test forked and has not reaped yet (at most 8), so that a
+ * teardown can end them after a failed test: rlab_test_kid_fork forks and
+ * remembers (rlab_test_kid_add remembers one started otherwise), rlab_test_kid_forget forgets (once reaped), and
+ * rlab_test_kids_end SIGKILLs and reaps every one still remembered. */
+pid_t rlab_test_kid_fork(void);
+void rlab_test_kid_add(pid_t pid); /* a child started otherwise */
+void rlab_test_kid_forget(pid_t pid);
+void rlab_test_kids_end(void);
+
 #endif

@@ -219,7 +219,7 @@ static void big_from_this_thread(rlab_conn *from, rlab_conn *to,
 /* ---- processes */
 
 /* A failed check in a child: the exit status names the source line. */
-#define CHILD_CHECK(cond)                                                      \
+#define CHILD_CHECK_LINE(cond)                                                 \
     do {                                                                       \
         if (!(cond))                                                           \
             _exit(1 + __LINE__ % 254);                                         \
@@ -1138,10 +1138,10 @@ START_TEST(messages_cross_to_a_fork_child_and_back)
             int rc = rlab_conn_recv(b, RLAB_GUARD, &m, &n);
             if (rc == RLAB_EEOF)
                 break;
-            CHILD_CHECK(rc == 0);
+            CHILD_CHECK_LINE(rc == 0);
             for (size_t i = 0; i < n; i++)
                 ((unsigned char *)m)[i] ^= 0xff;
-            CHILD_CHECK(rlab_conn_send(b, m, n) == 0);
+            CHILD_CHECK_LINE(rlab_conn_send(b, m, n) == 0);
             free(m);
         }
         rlab_conn_close(b);
@@ -1172,11 +1172,11 @@ START_TEST(a_one_way_pipe_from_a_fork_child_ends_in_eof_when_it_exits)
     if (pid == 0) {
         rlab_conn_close(r);
         unsigned char *big = malloc(BIG);
-        CHILD_CHECK(big);
+        CHILD_CHECK_LINE(big);
         pattern(big, BIG, 20);
-        CHILD_CHECK(rlab_conn_send(w, "from the child", 14) == 0);
-        CHILD_CHECK(rlab_conn_send(w, big, BIG) == 0);
-        CHILD_CHECK(rlab_conn_send(w, NULL, 0) == 0);
+        CHILD_CHECK_LINE(rlab_conn_send(w, "from the child", 14) == 0);
+        CHILD_CHECK_LINE(rlab_conn_send(w, big, BIG) == 0);
+        CHILD_CHECK_LINE(rlab_conn_send(w, NULL, 0) == 0);
         free(big);
         _exit(0); /* the write end closes with the process */
     }
@@ -1197,15 +1197,15 @@ END_TEST
 static void fifo_child_write(const char *path, rlab_conn *ready)
 {
     if (ready)
-        CHILD_CHECK(rlab_conn_send(ready, "go", 2) == 0);
+        CHILD_CHECK_LINE(rlab_conn_send(ready, "go", 2) == 0);
     rlab_conn *w = NULL;
-    CHILD_CHECK(rlab_fifo_open(path, true, RLAB_GUARD, &w) == 0);
+    CHILD_CHECK_LINE(rlab_fifo_open(path, true, RLAB_GUARD, &w) == 0);
     unsigned char *big = malloc(1 << 20);
-    CHILD_CHECK(big);
+    CHILD_CHECK_LINE(big);
     pattern(big, 1 << 20, 30);
-    CHILD_CHECK(rlab_conn_send(w, "first", 5) == 0);
-    CHILD_CHECK(rlab_conn_send(w, big, 1 << 20) == 0);
-    CHILD_CHECK(rlab_conn_send(w, NULL, 0) == 0);
+    CHILD_CHECK_LINE(rlab_conn_send(w, "first", 5) == 0);
+    CHILD_CHECK_LINE(rlab_conn_send(w, big, 1 << 20) == 0);
+    CHILD_CHECK_LINE(rlab_conn_send(w, NULL, 0) == 0);
     free(big);
     rlab_conn_close(w);
 }
@@ -1213,21 +1213,21 @@ static void fifo_child_write(const char *path, rlab_conn *ready)
 static void fifo_child_read(const char *path, rlab_conn *ready)
 {
     if (ready)
-        CHILD_CHECK(rlab_conn_send(ready, "go", 2) == 0);
+        CHILD_CHECK_LINE(rlab_conn_send(ready, "go", 2) == 0);
     rlab_conn *r = NULL;
-    CHILD_CHECK(rlab_fifo_open(path, false, RLAB_GUARD, &r) == 0);
+    CHILD_CHECK_LINE(rlab_fifo_open(path, false, RLAB_GUARD, &r) == 0);
     void *m = NULL;
     size_t n = 0;
-    CHILD_CHECK(rlab_conn_recv(r, RLAB_GUARD, &m, &n) == 0);
-    CHILD_CHECK(n == 5 && memcmp(m, "first", 5) == 0);
+    CHILD_CHECK_LINE(rlab_conn_recv(r, RLAB_GUARD, &m, &n) == 0);
+    CHILD_CHECK_LINE(n == 5 && memcmp(m, "first", 5) == 0);
     free(m);
-    CHILD_CHECK(rlab_conn_recv(r, RLAB_GUARD, &m, &n) == 0);
-    CHILD_CHECK(n == 1 << 20 && pattern_ok(m, n, 30));
+    CHILD_CHECK_LINE(rlab_conn_recv(r, RLAB_GUARD, &m, &n) == 0);
+    CHILD_CHECK_LINE(n == 1 << 20 && pattern_ok(m, n, 30));
     free(m);
-    CHILD_CHECK(rlab_conn_recv(r, RLAB_GUARD, &m, &n) == 0);
-    CHILD_CHECK(n == 0);
+    CHILD_CHECK_LINE(rlab_conn_recv(r, RLAB_GUARD, &m, &n) == 0);
+    CHILD_CHECK_LINE(n == 0);
     free(m);
-    CHILD_CHECK(rlab_conn_recv(r, RLAB_GUARD, &m, &n) == RLAB_EEOF);
+    CHILD_CHECK_LINE(rlab_conn_recv(r, RLAB_GUARD, &m, &n) == RLAB_EEOF);
     rlab_conn_close(r);
 }
 
@@ -1336,14 +1336,14 @@ START_TEST(a_fifo_readers_open_returns_once_a_writer_opened_before_any_message)
     if (pid == 0) {
         rlab_conn_close(opened_r);
         rlab_conn *r = NULL;
-        CHILD_CHECK(rlab_fifo_open(f.path, false, RLAB_GUARD, &r) == 0);
-        CHILD_CHECK(rlab_conn_send(opened_w, "opened", 6) == 0);
+        CHILD_CHECK_LINE(rlab_fifo_open(f.path, false, RLAB_GUARD, &r) == 0);
+        CHILD_CHECK_LINE(rlab_conn_send(opened_w, "opened", 6) == 0);
         void *m = NULL;
         size_t n = 0;
-        CHILD_CHECK(rlab_conn_recv(r, RLAB_GUARD, &m, &n) == 0);
-        CHILD_CHECK(n == 4 && memcmp(m, "late", 4) == 0);
+        CHILD_CHECK_LINE(rlab_conn_recv(r, RLAB_GUARD, &m, &n) == 0);
+        CHILD_CHECK_LINE(n == 4 && memcmp(m, "late", 4) == 0);
         free(m);
-        CHILD_CHECK(rlab_conn_recv(r, RLAB_GUARD, &m, &n) == RLAB_EEOF);
+        CHILD_CHECK_LINE(rlab_conn_recv(r, RLAB_GUARD, &m, &n) == RLAB_EEOF);
         rlab_conn_close(r);
         _exit(0);
     }

@@ -55,69 +55,32 @@
 #define FAULT_LOOPS 100
 #define ARENA_BYTES ((size_t)64 << 20)
 
-/* Exit codes of children: 0 is success, the others say which check of the
- * child failed (the parent's message names it). */
-#define CHILD_OK 0
-#define CHILD_GUARD 90 /* a wait of the child hit its guard */
 
-#define CHILD_CHECK(expr, code)                                                \
-    do {                                                                       \
-        if (!(expr))                                                           \
-            _exit(code);                                                       \
-    } while (0)
 
 /* ------------------------------------------------------------ hygiene --- */
 
-#define MAX_KIDS 8
-static pid_t kids[MAX_KIDS];
-static int nkids;
 static int fds_at_start;
-
-static void forget_kid(pid_t pid)
-{
-    for (int i = 0; i < nkids; i++)
-        if (kids[i] == pid) {
-            kids[i] = kids[--nkids];
-            return;
-        }
-}
 
 static void setup(void)
 {
     /* The arena (and its memfd) is made by the first shared object and
      * kept for the life of the process: make it before counting. */
     rlab_plock_free(rlab_plock_new(false));
-    nkids = 0;
     fds_at_start = rlab_test_fd_count();
 }
 
 static void teardown(void)
 {
-    /* A failed test may leave children behind: end them first. */
-    while (nkids > 0) {
-        pid_t pid = kids[--nkids];
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-    }
+    rlab_test_kids_end(); /* a failed test may leave children behind */
     rlab_test_assert_no_children();
     ck_assert_int_eq(rlab_test_fd_count(), fds_at_start);
-}
-
-/* fork(), remembering the child so the teardown can end it. */
-static pid_t kid_fork(void)
-{
-    ck_assert_int_lt(nkids, MAX_KIDS);
-    pid_t pid = rlab_test_fork();
-    if (pid > 0)
-        kids[nkids++] = pid;
-    return pid;
 }
 
 /* rlab_test_reap_any, and the child is no longer the teardown's. */
 static pid_t kid_reap_any(const pid_t *pids, int n, int *status)
 {
     pid_t got = rlab_test_reap_any(pids, n, status);
-    forget_kid(got);
+    rlab_test_kid_forget(got);
     return got;
 }
 
@@ -132,7 +95,7 @@ static int kid_reap(pid_t pid)
 static void kid_expect_exit(pid_t pid, int code)
 {
     rlab_test_expect_exit(pid, code);
-    forget_kid(pid);
+    rlab_test_kid_forget(pid);
 }
 
 static void open_pipe(int p[2])
@@ -238,7 +201,7 @@ static void guarded_increments(bool raw_locked)
     ck_assert_ptr_nonnull(v);
     int go[2];
     open_pipe(go);
-    pid_t pid = kid_fork();
+    pid_t pid = rlab_test_kid_fork();
     if (pid == 0)
         _exit(add_loop_child(v, go[0], raw_locked));
     put_byte(go[1], 'g');
@@ -299,7 +262,7 @@ START_TEST(raw_increments_without_the_lock_are_only_reported)
     volatile long *p = rlab_value_ptr(v);
     atomic_int *arrived = rlab_value_ptr(gate);
     atomic_init(arrived, 0);
-    pid_t pid = kid_fork();
+    pid_t pid = rlab_test_kid_fork();
     if (pid == 0) {
         CHILD_CHECK(start_together(arrived), CHILD_GUARD);
         for (int i = 0; i < N_INCREMENTS; i++)
@@ -345,7 +308,7 @@ START_TEST(value_starts_zeroed_and_gets_sets_and_adds)
     ck_assert_rc(rlab_plock_release(l), EPERM);
 
     /* A child sees and changes the same memory. */
-    pid_t pid = kid_fork();
+    pid_t pid = rlab_test_kid_fork();
     if (pid == 0) {
         long y = 0;
         CHILD_CHECK(rlab_value_get_long(v, &y) == 0 && y == 8, 1);
@@ -390,7 +353,7 @@ START_TEST(rlock_recurses_and_release_by_another_process_is_eperm)
     ck_assert_ptr_nonnull(r);
     for (int i = 0; i < 3; i++)
         ck_assert_rc(rlab_plock_acquire(r, i == 0 ? 0 : RLAB_GUARD), 0);
-    pid_t pid = kid_fork();
+    pid_t pid = rlab_test_kid_fork();
     if (pid == 0) {
         CHILD_CHECK(rlab_plock_release(r) == EPERM, 1);
         CHILD_CHECK(rlab_plock_acquire(r, 0) == EAGAIN, 2);
@@ -401,7 +364,7 @@ START_TEST(rlock_recurses_and_release_by_another_process_is_eperm)
     for (int i = 0; i < 3; i++)
         ck_assert_rc(rlab_plock_release(r), 0);
     ck_assert_rc(rlab_plock_release(r), EPERM);
-    pid = kid_fork();
+    pid = rlab_test_kid_fork();
     if (pid == 0) {
         CHILD_CHECK(rlab_plock_acquire(r, RLAB_GUARD) == 0, 1);
         CHILD_CHECK(rlab_plock_acquire(r, 0) == 0, 2);
@@ -423,7 +386,7 @@ START_TEST(lock_release_by_another_process_or_unheld_is_eperm)
     ck_assert_ptr_nonnull(l);
     ck_assert_rc(rlab_plock_release(l), EPERM);
     ck_assert_rc(rlab_plock_acquire(l, 0), 0);
-    pid_t pid = kid_fork();
+    pid_t pid = rlab_test_kid_fork();
     if (pid == 0) {
         CHILD_CHECK(rlab_plock_release(l) == EPERM, 1);
         CHILD_CHECK(rlab_plock_acquire(l, 0) == EAGAIN, 2);
@@ -487,7 +450,7 @@ static void timed_acquire_against_a_holding_child(bool recursive)
     int up[2], down[2];
     open_pipe(up);
     open_pipe(down);
-    pid_t pid = kid_fork();
+    pid_t pid = rlab_test_kid_fork();
     if (pid == 0) {
         CHILD_CHECK(rlab_plock_acquire(l, RLAB_GUARD) == 0, 1);
         child_put(up[1], 'h');
@@ -532,7 +495,7 @@ enum death { DIE_EXIT, DIE_SIGKILL };
 /* A child takes l, says 'h', and dies holding it. */
 static pid_t child_dies_holding(rlab_plock *l, enum death how, int up[2])
 {
-    pid_t pid = kid_fork();
+    pid_t pid = rlab_test_kid_fork();
     if (pid == 0) {
         int rc = rlab_plock_acquire(l, RLAB_GUARD);
         CHILD_CHECK(rc == 0 || rc == RLAB_EOWNERDEAD, 1);
@@ -574,7 +537,7 @@ static void recovers_after_holder_death(bool recursive, enum death how)
     /* And the lock works as before, here and in another child. */
     ck_assert_rc(rlab_plock_acquire(l, 0), 0);
     ck_assert_rc(rlab_plock_release(l), 0);
-    pid_t pid = kid_fork();
+    pid_t pid = rlab_test_kid_fork();
     if (pid == 0) {
         CHILD_CHECK(rlab_plock_acquire(l, RLAB_GUARD) == 0, 1);
         CHILD_CHECK(rlab_plock_release(l) == 0, 2);
@@ -651,7 +614,7 @@ START_TEST(a_blocked_acquirer_gets_eownerdead_when_the_holder_is_killed)
     int up[2], up2[2];
     open_pipe(up);
     open_pipe(up2);
-    pid_t holder = kid_fork();
+    pid_t holder = rlab_test_kid_fork();
     if (holder == 0) {
         CHILD_CHECK(rlab_plock_acquire(l, RLAB_GUARD) == 0, 1);
         child_put(up[1], 'h');
@@ -659,7 +622,7 @@ START_TEST(a_blocked_acquirer_gets_eownerdead_when_the_holder_is_killed)
         _exit(CHILD_GUARD);
     }
     expect_byte(up[0], 'h');
-    pid_t waiter = kid_fork();
+    pid_t waiter = rlab_test_kid_fork();
     if (waiter == 0) {
         child_put(up2[1], 'w');
         CHILD_CHECK(rlab_plock_acquire(l, RLAB_GUARD) == RLAB_EOWNERDEAD, 1);
@@ -717,7 +680,7 @@ START_TEST(semaphore_counts_across_processes)
     rlab_psemaphore *s = rlab_psemaphore_new(0, 0);
     ck_assert_ptr_nonnull(s);
     /* One child releases N times; the parent takes N. */
-    pid_t pid = kid_fork();
+    pid_t pid = rlab_test_kid_fork();
     if (pid == 0) {
         for (int i = 0; i < N; i++)
             CHILD_CHECK(rlab_psemaphore_release(s) == 0, 1);
@@ -732,7 +695,7 @@ START_TEST(semaphore_counts_across_processes)
     /* Two children take N each; the parent releases 2N. */
     pid_t pids[2];
     for (int k = 0; k < 2; k++) {
-        pids[k] = kid_fork();
+        pids[k] = rlab_test_kid_fork();
         if (pids[k] == 0) {
             for (int i = 0; i < N; i++)
                 CHILD_CHECK(rlab_psemaphore_acquire(s, RLAB_GUARD) == 0, 1);
@@ -753,7 +716,7 @@ START_TEST(semaphore_release_wakes_a_child_blocked_in_acquire)
     rlab_psemaphore *s = rlab_psemaphore_new(0, 0);
     int up[2];
     open_pipe(up);
-    pid_t pid = kid_fork();
+    pid_t pid = rlab_test_kid_fork();
     if (pid == 0) {
         child_put(up[1], 'w');
         double t0 = rlab_test_now();
@@ -778,7 +741,7 @@ START_TEST(bounded_semaphore_release_past_its_bound_is_eoverflow)
     ck_assert_rc(rlab_psemaphore_release(s), EOVERFLOW);
     ck_assert_int_eq(rlab_psemaphore_value(s), 1); /* unchanged */
     ck_assert_rc(rlab_psemaphore_acquire(s, 0), 0);
-    pid_t pid = kid_fork();
+    pid_t pid = rlab_test_kid_fork();
     if (pid == 0) {
         CHILD_CHECK(rlab_psemaphore_release(s) == 0, 1);
         CHILD_CHECK(rlab_psemaphore_release(s) == EOVERFLOW, 2);
@@ -824,7 +787,7 @@ START_TEST(event_set_wakes_a_waiting_child)
     ck_assert_ptr_nonnull(e);
     int up[2];
     open_pipe(up);
-    pid_t pid = kid_fork();
+    pid_t pid = rlab_test_kid_fork();
     if (pid == 0) {
         child_put(up[1], 'w');
         double t0 = rlab_test_now();
@@ -848,7 +811,7 @@ START_TEST(event_set_then_clear_still_releases_a_parked_child)
     rlab_pevent *e = rlab_pevent_new();
     int up[2];
     open_pipe(up);
-    pid_t pid = kid_fork();
+    pid_t pid = rlab_test_kid_fork();
     if (pid == 0) {
         child_put(up[1], 'w');
         CHILD_CHECK(rlab_pevent_wait(e, RLAB_GUARD) == 0, 1);
@@ -873,7 +836,7 @@ START_TEST(event_state_is_shared_and_waits_time_out)
     double t0 = rlab_test_now();
     ck_assert_rc(rlab_pevent_wait(e, 0.05), ETIMEDOUT);
     ck_assert_double_ge(rlab_test_now() - t0, 0.05 - EARLY);
-    pid_t pid = kid_fork();
+    pid_t pid = rlab_test_kid_fork();
     if (pid == 0) {
         CHILD_CHECK(rlab_pevent_set(e) == 0, 1);
         _exit(CHILD_OK);
@@ -904,7 +867,7 @@ END_TEST
 static pid_t fork_cond_waiter(rlab_pcondition *c, int up[2], const long *until,
                               long *woken)
 {
-    pid_t pid = kid_fork();
+    pid_t pid = rlab_test_kid_fork();
     if (pid == 0) {
         CHILD_CHECK(rlab_pcondition_acquire(c, RLAB_GUARD) == 0, 1);
         child_put(up[1], 'w'); /* holding the lock */
@@ -993,7 +956,7 @@ START_TEST(condition_wait_releases_every_level_and_restores_them)
     long *done = rlab_value_ptr(flag);
     ck_assert_rc(rlab_pcondition_acquire(c, 0), 0);
     ck_assert_rc(rlab_pcondition_acquire(c, 0), 0);
-    pid_t pid = kid_fork();
+    pid_t pid = rlab_test_kid_fork();
     if (pid == 0) {
         CHILD_CHECK(rlab_pcondition_acquire(c, RLAB_GUARD) == 0, 1);
         *done = 1;
@@ -1021,7 +984,7 @@ START_TEST(condition_wait_times_out_with_the_lock_held_again)
     ck_assert_double_ge(rlab_test_now() - t0, 0.05 - EARLY);
     ck_assert_rc(rlab_pcondition_wait(c, 0), ETIMEDOUT);
     /* A child cannot take the lock: the parent holds it again. */
-    pid_t pid = kid_fork();
+    pid_t pid = rlab_test_kid_fork();
     if (pid == 0) {
         CHILD_CHECK(rlab_pcondition_acquire(c, 0) == EAGAIN, 1);
         _exit(CHILD_OK);
@@ -1042,7 +1005,7 @@ START_TEST(condition_wait_and_notify_without_the_lock_are_eperm)
     ck_assert_rc(rlab_pcondition_release(c), EPERM);
     /* Held by another process is not held by this one. */
     ck_assert_rc(rlab_pcondition_acquire(c, 0), 0);
-    pid_t pid = kid_fork();
+    pid_t pid = rlab_test_kid_fork();
     if (pid == 0) {
         CHILD_CHECK(rlab_pcondition_wait(c, 0) == EPERM, 1);
         CHILD_CHECK(rlab_pcondition_notify(c, 1) == EPERM, 2);
@@ -1067,7 +1030,7 @@ START_TEST(condition_notify_skips_a_waiter_that_died)
     rlab_pcondition *c = rlab_pcondition_new(NULL);
     int up[2];
     open_pipe(up);
-    pid_t dead = kid_fork();
+    pid_t dead = rlab_test_kid_fork();
     if (dead == 0) {
         CHILD_CHECK(rlab_pcondition_acquire(c, RLAB_GUARD) == 0, 1);
         child_put(up[1], 'w');
@@ -1157,7 +1120,7 @@ START_TEST(objects_made_by_a_child_work_in_the_parent)
 {
     int up[2];
     open_pipe(up);
-    pid_t pid = kid_fork();
+    pid_t pid = rlab_test_kid_fork();
     if (pid == 0) {
         rlab_value *v = rlab_value_new(sizeof(long));
         rlab_plock *l = rlab_plock_new(false);
@@ -1391,7 +1354,7 @@ START_TEST(a_reexecuted_child_imports_the_arena_at_the_same_address)
     int rc = posix_spawn(&pid, "/proc/self/exe", &fa, NULL, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     ck_assert_msg(rc == 0, "posix_spawn: %s", strerror(rc));
-    kids[nkids++] = pid;
+    rlab_test_kid_add(pid);
     kid_expect_exit(pid, 0);
     long x = 0;
     ck_assert_rc(rlab_value_get_long(v, &x), 0);
