@@ -241,3 +241,32 @@ void rlab_test_kids_end(void)
         waitpid(pid, NULL, 0);
     }
 }
+
+/* Polls until child `pid` sleeps in futex() (parked in a wait), so that a
+ * wake-up test really wakes a sleeper.  Where /proc cannot tell, it returns
+ * at once: the checks still hold, they just cannot insist on the park. */
+void rlab_test_await_parked(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/syscall", (int)pid);
+    double end = rlab_test_now() + RLAB_GUARD;
+    for (;;) {
+        FILE *f = fopen(path, "r");
+        if (!f)
+            return;
+        char word[32] = "";
+        int n = fscanf(f, "%31s", word); /* a number, or "running" */
+        fclose(f);
+        if (n != 1)
+            return; /* not readable here */
+        if (strtol(word, NULL, 10) == SYS_futex)
+            return;
+        ck_assert_msg(rlab_test_now() < end, "the child never parked");
+        sched_yield();
+    }
+}
+
+void rlab_test_child_linger(void)
+{
+    poll(NULL, 0, (int)(RLAB_GUARD * 1000));
+}

@@ -120,4 +120,11 @@ void rlab_test_kid_add(pid_t pid); /* a child started otherwise */
 void rlab_test_kid_forget(pid_t pid);
 void rlab_test_kids_end(void);
 
+/* Polls until child `pid` sleeps in futex() (parked in a wait), so that a
+ * wake-up test really wakes a sleeper; where /proc cannot tell, returns at
+ * once.  Fails the test if the child never parks within RLAB_GUARD. */
+void rlab_test_await_parked(pid_t pid);
+/* In a child about to be killed: blocks (at most RLAB_GUARD). */
+void rlab_test_child_linger(void);
+
 #endif

@@ -80,36 +80,6 @@ static void kid_kill(pid_t pid)
                   "the child was not killed (status %#x)", st);
 }
 
-/* In a child that is about to be killed: block, within the guard. */
-static void child_linger(void)
-{
-    rlab_test_sleep(RLAB_GUARD);
-}
-
-/* Polls until child `pid` sleeps in futex() (parked in a wait).  Where
- * /proc cannot tell, it returns at once: the checks still hold, they just
- * cannot insist on the park. */
-static void await_parked(pid_t pid)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/syscall", (int)pid);
-    double end = rlab_test_now() + RLAB_GUARD;
-    for (;;) {
-        FILE *f = fopen(path, "r");
-        if (!f)
-            return;
-        char word[32] = "";
-        int n = fscanf(f, "%31s", word); /* a number, or "running" */
-        fclose(f);
-        if (n != 1)
-            return;
-        if (strtol(word, NULL, 10) == SYS_futex)
-            return;
-        ck_assert_msg(rlab_test_now() < end, "the child never parked");
-        sched_yield();
-    }
-}
-
 static rlab_pqueue *new_queue(long maxsize, size_t capacity)
 {
     rlab_pqueue *q = rlab_pqueue_new(maxsize, capacity);
@@ -357,7 +327,7 @@ START_TEST(put_blocks_while_full_until_a_get_in_another_process)
         rlab_pevent_set(done);
         _exit(rc == 0 ? CHILD_OK : 1);
     }
-    await_parked(pid);
+    rlab_test_await_parked(pid);
     ck_assert_msg(!rlab_pevent_is_set(done), "put did not block");
     ck_assert_int_eq(rlab_pqueue_qsize(q), before);
     double t0 = rlab_test_now();
@@ -389,7 +359,7 @@ START_TEST(get_blocks_while_empty_until_a_put_in_another_process)
         free(data);
         _exit(CHILD_OK);
     }
-    await_parked(pid);
+    rlab_test_await_parked(pid);
     ck_assert_msg(!rlab_pevent_is_set(done), "get did not block");
     double t0 = rlab_test_now();
     put_str(q, "hello");
@@ -453,7 +423,7 @@ START_TEST(a_timed_get_returns_an_item_put_by_another_process_in_time)
         free(data);
         _exit(CHILD_OK);
     }
-    await_parked(pid);
+    rlab_test_await_parked(pid);
     double t0 = rlab_test_now();
     put_str(q, "ok");
     kid_expect_exit(pid, CHILD_OK);
@@ -648,7 +618,7 @@ START_TEST(close_wakes_a_process_blocked_in_get_or_put)
         _exit(rc == RLAB_ESHUTDOWN ? CHILD_OK : rc == ETIMEDOUT ? CHILD_GUARD
                                                                  : 1);
     }
-    await_parked(pid);
+    rlab_test_await_parked(pid);
     double t0 = rlab_test_now();
     ck_assert(!rlab_pqueue_is_closed(q));
     ck_assert_rc(rlab_pqueue_close(q), 0);
@@ -712,7 +682,7 @@ static void child_killed_inside(rlab_pqueue *q, bool in_put)
         }
         CHILD_CHECK(rc == 0, 1);
         rlab_pevent_set(inside);
-        child_linger(); /* killed in here, holding the lock */
+        rlab_test_child_linger(); /* killed in here, holding the lock */
         _exit(CHILD_GUARD);
     }
     ck_assert_rc(rlab_pevent_wait(inside, RLAB_GUARD), 0);
@@ -771,7 +741,7 @@ START_TEST(a_getter_blocked_behind_a_killed_holder_still_gets_the_next_item)
                         0,
                     1);
         rlab_pevent_set(inside);
-        child_linger();
+        rlab_test_child_linger();
         _exit(CHILD_GUARD);
     }
     ck_assert_rc(rlab_pevent_wait(inside, RLAB_GUARD), 0);
@@ -784,7 +754,7 @@ START_TEST(a_getter_blocked_behind_a_killed_holder_still_gets_the_next_item)
         free(data);
         _exit(CHILD_OK);
     }
-    await_parked(getter); /* on the queue's lock */
+    rlab_test_await_parked(getter); /* on the queue's lock */
     kid_kill(holder);
     double t0 = rlab_test_now();
     put_str(q, "next");

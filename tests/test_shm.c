@@ -146,36 +146,6 @@ static void child_await(int fd, char c)
     CHILD_CHECK(read_byte(fd) == (unsigned char)c, CHILD_GUARD);
 }
 
-/* In a child that is about to be killed: block, within the guard. */
-static void child_linger(void)
-{
-    poll(NULL, 0, (int)(RLAB_GUARD * 1000));
-}
-
-/* Polls until child `pid` sleeps in futex() (parked in a wait), so that a
- * wake-up test really wakes a sleeper.  Where /proc cannot tell, it returns
- * at once: the checks still hold, they just cannot insist on the park. */
-static void await_parked(pid_t pid)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/syscall", (int)pid);
-    double end = rlab_test_now() + RLAB_GUARD;
-    for (;;) {
-        FILE *f = fopen(path, "r");
-        if (!f)
-            return;
-        char word[32] = "";
-        int n = fscanf(f, "%31s", word); /* a number, or "running" */
-        fclose(f);
-        if (n != 1)
-            return; /* not readable here */
-        if (strtol(word, NULL, 10) == SYS_futex)
-            return;
-        ck_assert_msg(rlab_test_now() < end, "the child never parked");
-        sched_yield();
-    }
-}
-
 /* --------------------------------------------------- lock and value --- */
 
 static int add_loop_child(rlab_value *v, int go, bool raw_locked)
@@ -502,7 +472,7 @@ static pid_t child_dies_holding(rlab_plock *l, enum death how, int up[2])
         child_put(up[1], 'h');
         if (how == DIE_EXIT)
             _exit(CHILD_OK); /* holding the lock */
-        child_linger();      /* killed in here */
+        rlab_test_child_linger();      /* killed in here */
         _exit(CHILD_GUARD);
     }
     expect_byte(up[0], 'h');
@@ -618,7 +588,7 @@ START_TEST(a_blocked_acquirer_gets_eownerdead_when_the_holder_is_killed)
     if (holder == 0) {
         CHILD_CHECK(rlab_plock_acquire(l, RLAB_GUARD) == 0, 1);
         child_put(up[1], 'h');
-        child_linger(); /* killed in here */
+        rlab_test_child_linger(); /* killed in here */
         _exit(CHILD_GUARD);
     }
     expect_byte(up[0], 'h');
@@ -630,7 +600,7 @@ START_TEST(a_blocked_acquirer_gets_eownerdead_when_the_holder_is_killed)
         _exit(CHILD_OK);
     }
     expect_byte(up2[0], 'w');
-    await_parked(waiter);
+    rlab_test_await_parked(waiter);
     ck_assert_int_eq(kill(holder, SIGKILL), 0);
     int st = kid_reap(holder);
     ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
@@ -725,7 +695,7 @@ START_TEST(semaphore_release_wakes_a_child_blocked_in_acquire)
         _exit(CHILD_OK);
     }
     expect_byte(up[0], 'w');
-    await_parked(pid);
+    rlab_test_await_parked(pid);
     ck_assert_rc(rlab_psemaphore_release(s), 0);
     kid_expect_exit(pid, CHILD_OK);
     ck_assert_int_eq(rlab_psemaphore_value(s), 0);
@@ -797,7 +767,7 @@ START_TEST(event_set_wakes_a_waiting_child)
         _exit(CHILD_OK);
     }
     expect_byte(up[0], 'w');
-    await_parked(pid);
+    rlab_test_await_parked(pid);
     ck_assert_rc(rlab_pevent_set(e), 0);
     kid_expect_exit(pid, CHILD_OK);
     close_pipe(up);
@@ -818,7 +788,7 @@ START_TEST(event_set_then_clear_still_releases_a_parked_child)
         _exit(CHILD_OK);
     }
     expect_byte(up[0], 'w');
-    await_parked(pid);
+    rlab_test_await_parked(pid);
     ck_assert_rc(rlab_pevent_set(e), 0);
     ck_assert_rc(rlab_pevent_clear(e), 0);
     kid_expect_exit(pid, CHILD_OK);
