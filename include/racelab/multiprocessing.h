@@ -1,6 +1,6 @@
 /*
  * racelab/multiprocessing.h - Python's `multiprocessing` in C: processes,
- * start methods, pipes, and process-shared locks and values.
+ * start methods, pipes, process-shared locks and values, and Queue.
  *
  * Tasks.  A child process runs a *registered* task: the C counterpart of
  * pickling a function by its qualified name, so that every start method

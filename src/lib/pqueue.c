@@ -74,13 +74,13 @@ static size_t round8(size_t n)
     return (n + 7) & ~(size_t)7;
 }
 
-/* The bytes a record of len takes, or 0 when it cannot fit in the ring. */
+/* The bytes a record of len takes, or 0 when it cannot fit in the ring
+ * (whose size, a multiple of 8, is at least 8). */
 static size_t record_size(const struct rlab_pqueue *q, size_t len)
 {
-    if (q->size < REC_HDR || len > q->size - REC_HDR)
+    if (len > q->size - REC_HDR)
         return 0;
-    size_t need = REC_HDR + round8(len);
-    return need <= q->size ? need : 0;
+    return REC_HDR + round8(len);
 }
 
 static void ring_write(struct rlab_pqueue *q, uint64_t pos, const void *src,
