@@ -26,6 +26,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "racelab/multiprocessing.h"
@@ -180,6 +181,16 @@ static int die_mid_answer(void *arg, void **result)
     if (write(fd, half, sizeof half) < 0)
         _exit(4);
     _exit(0);
+}
+
+/* Shuts the reading side of the worker's connection and answers: the
+ * parent's next send fails, as if the worker died receiving it. */
+static int stop_reading(void *arg, void **result)
+{
+    (void)arg;
+    (void)result;
+    return shutdown(rlab_conn_fileno(rlab_process_conn(0)), SHUT_RD) ? errno
+                                                                       : 0;
 }
 
 /* Sends a whole message that is not an answer: a confused worker. */
@@ -571,6 +582,25 @@ START_TEST(a_dying_worker_breaks_the_pool_and_fails_every_pending_future)
 }
 END_TEST
 
+START_TEST(a_connection_lost_while_sending_a_task_breaks_the_pool)
+{
+    rlab_executor *ex = pool(1, methods[_i], 0);
+    rlab_future *f;
+    ck_assert_rc(rlab_executor_submit(ex, stop_reading, NULL, &f), 0);
+    ck_assert_rc(rlab_future_result(f, RLAB_GUARD, NULL), 0);
+    rlab_future_free(f);
+    /* the next batch cannot be sent: a 4 MiB one, so the send is long */
+    size_t big = 4u << 20;
+    void *buf = calloc(1, big);
+    rlab_bytes *b = rlab_bytes_new(buf, big);
+    free(buf);
+    rlab_future *fs[1];
+    ck_assert_rc(rlab_executor_submit(ex, echo, b, &fs[0]), 0);
+    rlab_bytes_free(b);
+    expect_broken(ex, fs, 1);
+}
+END_TEST
+
 START_TEST(an_idle_worker_killed_from_outside_breaks_the_pool)
 {
     rlab_executor *ex = pool(2, RLAB_START_FORK, 0);
@@ -906,6 +936,7 @@ int main(int argc, char **argv)
         {"pp.die_by_exit", die_by_exit},
         {"pp.die_mid_answer", die_mid_answer},
         {"pp.garbage_answer", garbage_answer},
+        {"pp.stop_reading", stop_reading},
     };
     for (size_t i = 0; i < sizeof tasks / sizeof *tasks; i++)
         if (rlab_task_register(tasks[i].name, tasks[i].fn) != 0)
@@ -934,6 +965,8 @@ int main(int argc, char **argv)
     tcase_add_loop_test(
         tc, a_dying_worker_breaks_the_pool_and_fails_every_pending_future, 0,
         NMETHODS * (int)(sizeof deaths / sizeof *deaths));
+    tcase_add_loop_test(tc, a_connection_lost_while_sending_a_task_breaks_the_pool,
+                        0, NMETHODS);
     tcase_add_test(tc, an_idle_worker_killed_from_outside_breaks_the_pool);
     tcase_add_test(tc, fault_loop_a_random_worker_killed_mid_task_100_times);
     suite_add_tcase(s, tc);
