@@ -270,3 +270,32 @@ void rlab_test_child_linger(void)
 {
     poll(NULL, 0, (int)(RLAB_GUARD * 1000));
 }
+
+/* Reads from fd until EOF, at most len - 1 bytes kept, within the guard;
+ * returns the count and NUL-terminates. */
+size_t rlab_test_read_all(int fd, char *buf, size_t len)
+{
+    size_t got = 0;
+    double t0 = rlab_test_now();
+    for (;;) {
+        int left = (int)((RLAB_GUARD - (rlab_test_now() - t0)) * 1000);
+        ck_assert_msg(left > 0, "no EOF within the guard");
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, left) < 0) {
+            ck_assert_int_eq(errno, EINTR);
+            continue;
+        }
+        char tmp[1024];
+        ssize_t n = read(fd, tmp, sizeof tmp);
+        if (n < 0 && errno == EINTR)
+            continue;
+        ck_assert_int_ge(n, 0);
+        if (n == 0)
+            break;
+        size_t keep = (size_t)n < len - 1 - got ? (size_t)n : len - 1 - got;
+        memcpy(buf + got, tmp, keep);
+        got += keep;
+    }
+    buf[got] = '\0';
+    return got;
+}

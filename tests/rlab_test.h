@@ -64,6 +64,11 @@ int rlab_test_main(Suite *s);
  * NULL (missing, empty or unreadable). */
 unsigned char *rlab_test_read_file(const char *path, size_t *size);
 
+/* Reads fd until EOF (failing the test if none comes within RLAB_GUARD),
+ * keeping at most len - 1 bytes in buf, NUL-terminated; returns how many
+ * were kept. */
+size_t rlab_test_read_all(int fd, char *buf, size_t len);
+
 /* Sleeps; only for tests where the passing of time is what is tested. */
 void rlab_test_sleep(double seconds);
 

@@ -158,31 +158,6 @@ static void kill_leftovers(void)
     }
 }
 
-/* Reads fd until EOF (within the guard) into buf. */
-static void read_all(int fd, char *buf, size_t len)
-{
-    size_t got = 0;
-    double t0 = rlab_test_now();
-    for (;;) {
-        int left = (int)((RLAB_GUARD - (rlab_test_now() - t0)) * 1000);
-        ck_assert_msg(left > 0, "no EOF within the guard");
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        if (poll(&p, 1, left) <= 0)
-            continue;
-        char tmp[4096];
-        ssize_t n = read(fd, tmp, sizeof tmp);
-        if (n < 0 && errno == EINTR)
-            continue;
-        ck_assert_int_ge(n, 0);
-        if (n == 0)
-            break;
-        size_t keep = (size_t)n < len - 1 - got ? (size_t)n : len - 1 - got;
-        memcpy(buf + got, tmp, keep);
-        got += keep;
-    }
-    buf[got] = '\0';
-}
-
 /* Runs `racelab flags ARGS...` to its end: its exit status (-1 if a
  * signal ended it), with its stdout and stderr. */
 static int run_racelab(char *out, size_t outlen, char *err, size_t errlen, ...)
@@ -199,8 +174,8 @@ static int run_racelab(char *out, size_t outlen, char *err, size_t errlen, ...)
     int ofd, efd;
     pid_t pid = spawn(argv, &ofd, &efd);
     /* stderr stays small (a usage text at most): drain stdout first. */
-    read_all(ofd, out, outlen);
-    read_all(efd, err, errlen);
+    rlab_test_read_all(ofd, out, outlen);
+    rlab_test_read_all(efd, err, errlen);
     close(ofd);
     close(efd);
     int st = wait_exit(pid);
@@ -747,8 +722,8 @@ START_TEST(sigint_mid_download_exits_130_and_leaves_no_temporary_file)
     double t1 = rlab_test_now();
     ck_assert_int_eq(kill(pid, SIGINT), 0);
     char out[65536], err[8192];
-    read_all(ofd, out, sizeof out);
-    read_all(efd, err, sizeof err);
+    rlab_test_read_all(ofd, out, sizeof out);
+    rlab_test_read_all(efd, err, sizeof err);
     close(ofd);
     close(efd);
     int st = wait_exit(pid);

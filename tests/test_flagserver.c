@@ -184,35 +184,6 @@ static pid_t spawn(const char *const args[], int *out, int *err)
     return pid;
 }
 
-/* Reads from fd until EOF, at most len - 1 bytes kept, within the guard;
- * returns the count and NUL-terminates. */
-static size_t read_all(int fd, char *buf, size_t len)
-{
-    size_t got = 0;
-    double t0 = rlab_test_now();
-    for (;;) {
-        int left = (int)((RLAB_GUARD - (rlab_test_now() - t0)) * 1000);
-        ck_assert_msg(left > 0, "no EOF within the guard");
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        if (poll(&p, 1, left) < 0) {
-            ck_assert_int_eq(errno, EINTR);
-            continue;
-        }
-        char tmp[1024];
-        ssize_t n = read(fd, tmp, sizeof tmp);
-        if (n < 0 && errno == EINTR)
-            continue;
-        ck_assert_int_ge(n, 0);
-        if (n == 0)
-            break;
-        size_t keep = (size_t)n < len - 1 - got ? (size_t)n : len - 1 - got;
-        memcpy(buf + got, tmp, keep);
-        got += keep;
-    }
-    buf[got] = '\0';
-    return got;
-}
-
 /* Waits for pid to exit within the guard; returns its wait status. */
 static int wait_exit(pid_t pid, int pidfd)
 {
@@ -245,8 +216,8 @@ static int run_to_exit(const char *const args[], char *out, size_t outlen,
 {
     int ofd, efd;
     pid_t pid = spawn(args, &ofd, &efd);
-    read_all(ofd, out, outlen); /* EOF: it exited (or closed stdout) */
-    read_all(efd, err, errlen);
+    rlab_test_read_all(ofd, out, outlen); /* EOF: it exited (or closed stdout) */
+    rlab_test_read_all(efd, err, errlen);
     close(ofd);
     close(efd);
     return wait_exit(pid, -1);
@@ -280,7 +251,7 @@ static bool try_start(struct server *s, const char *const args[], char *err,
     }
     s->line[n] = '\0';
     if (n == 0) { /* EOF at once: it failed to start */
-        read_all(s->err, err, errlen);
+        rlab_test_read_all(s->err, err, errlen);
         close(s->err);
         int st = wait_exit(s->pid, s->pidfd);
         ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 1,
@@ -379,8 +350,8 @@ static void stop(struct server *s, int sig)
                   "flagserver ended with wait status %#x after signal %d", st,
                   sig);
     char rest[256], err[8192];
-    size_t n = read_all(s->out, rest, sizeof rest);
-    size_t n_err = read_all(s->err, err, sizeof err);
+    size_t n = rlab_test_read_all(s->out, rest, sizeof rest);
+    size_t n_err = rlab_test_read_all(s->err, err, sizeof err);
     if (n_err)
         fprintf(stderr, "flagserver's stderr:\n%s", err);
     ck_assert_msg(n == 0, "flagserver printed more than one line: '%s'", rest);
@@ -402,7 +373,7 @@ static void kill_leftovers(void)
         kill(s->pid, SIGKILL);
         waitpid(s->pid, NULL, 0);
         char err[8192]; /* a sanitizer's report, say, for the log */
-        if (read_all(s->err, err, sizeof err))
+        if (rlab_test_read_all(s->err, err, sizeof err))
             fprintf(stderr,
                     "stderr of the flagserver killed after a "
                     "failure:\n%s",
